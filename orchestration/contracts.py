@@ -1,0 +1,230 @@
+"""Load the ODCS v3 data contracts with the standard's own package and turn a source
+contract into what ingestion needs: typed leaf fields, id / time / name rules, file layout."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
+
+CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "data_contracts"
+LEADING_COLUMNS = ("event_id", "event_ts", "event_name", "arrival_hour", "source_file", "source_line")
+
+LAKE_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
+              "timestamp": "TIMESTAMP", "date": "DATE", "object": "JSON", "array": "VARCHAR[]"}
+
+
+class ContractError(ValueError):
+    """A contract file that is not a valid ODCS v3 document or misses what ingestion needs."""
+
+
+@lru_cache(maxsize=1)
+def odcs_json_schema() -> dict:
+    return json.loads(resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
+
+
+def load_contract(path: Path) -> OpenDataContractStandard:
+    """Validate a YAML file against the ODCS JSON schema, then parse it with the standard's model."""
+    data = yaml.safe_load(Path(path).read_text())
+    schema = odcs_json_schema()
+    errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(data), key=lambda e: e.json_path)
+    if errors:
+        detail = "; ".join(f"{e.json_path}: {e.message[:200]}" for e in errors[:5])
+        raise ContractError(f"{path}: not a valid ODCS v3 contract: {detail}")
+    if data.get("kind") != "DataContract":
+        raise ContractError(f"{path}: kind must be DataContract")
+    return OpenDataContractStandard(**data)
+
+
+@dataclass(frozen=True)
+class Field:
+    path: str  # dotted vendor path, e.g. Download.DownloadedAtUtc
+    column: str  # lake column (physicalName)
+    logical_type: str
+    physical_type: str
+    required: bool = False
+    enum: tuple | None = None
+    pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    description: str | None = None
+    classification: str | None = None
+
+    @property
+    def lake_type(self) -> str:
+        return LAKE_TYPES[self.logical_type]
+
+
+_TOKEN = re.compile(r"\{(YYYY|MM|DD|HH|mm|\*|format)\}")
+_TOKEN_REGEX = {"YYYY": r"(?P<Y>\d{4})", "MM": r"(?P<M>\d{2})", "DD": r"(?P<D>\d{2})",
+                "HH": r"(?P<H>\d{2})", "mm": r"(?P<m>\d{2})", "*": r"[^/]*"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a vendor's files land, and how a file's path gives its arrival hour."""
+
+    pattern: str
+    formats: tuple[str, ...]
+    arrival_shift: timedelta = timedelta(0)
+
+    @property
+    def hourly(self) -> bool:
+        return "{HH}" in self.pattern
+
+    @property
+    def regex(self) -> re.Pattern:
+        out, pos, seen = [], 0, set()
+        for m in _TOKEN.finditer(self.pattern):
+            out.append(re.escape(self.pattern[pos:m.start()]))
+            token = m.group(1)
+            if token == "format":
+                out.append("(?P<format>" + "|".join(re.escape(f) for f in sorted(self.formats, key=len, reverse=True)) + ")")
+            elif token in seen and token != "*":
+                out.append(f"(?P={_TOKEN_REGEX[token][4]})")  # repeated date parts must agree
+            else:
+                out.append(_TOKEN_REGEX[token])
+            seen.add(token)
+            pos = m.end()
+        out.append(re.escape(self.pattern[pos:]))
+        return re.compile("^" + "".join(out) + "$")
+
+    def match(self, key: str) -> tuple[datetime, str] | None:
+        """(arrival hour, format) of a landing key, or None when the key is not of this layout."""
+        m = self.regex.match(key)
+        if not m:
+            return None
+        g = m.groupdict()
+        try:
+            file_time = datetime(int(g["Y"]), int(g["M"]), int(g["D"]), int(g.get("H") or 0), tzinfo=timezone.utc)
+        except ValueError:
+            return None
+        return file_time + self.arrival_shift, g["format"]
+
+    def list_prefix(self, arrival_hour: datetime) -> str | None:
+        """The longest fixed key prefix of the files arriving in `arrival_hour`, or None when
+        no file of this layout can (a daily layout only delivers at one hour of the day)."""
+        file_time = arrival_hour - self.arrival_shift
+        if not self.hourly and file_time.hour != 0:
+            return None
+        values = {"YYYY": f"{file_time:%Y}", "MM": f"{file_time:%m}", "DD": f"{file_time:%d}", "HH": f"{file_time:%H}"}
+        out, pos = [], 0
+        for m in _TOKEN.finditer(self.pattern):
+            out.append(self.pattern[pos:m.start()])
+            if m.group(1) not in values:
+                break
+            out.append(values[m.group(1)])
+            pos = m.end()
+        else:
+            out.append(self.pattern[pos:])
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class SourceContract:
+    name: str
+    document: OpenDataContractStandard
+    fields: tuple[Field, ...]
+    id_field: str | None
+    event_time_fields: tuple[str, ...]
+    event_name_fields: tuple[str, ...]
+    event_name_default: str | None
+    layouts: tuple[Layout, ...]
+    description: str
+
+    def field(self, path: str) -> Field:
+        for f in self.fields:
+            if f.path == path:
+                return f
+        raise KeyError(path)
+
+    @property
+    def own_columns(self) -> list[Field]:
+        """Fields that get their own lake column (those not folded into a leading column)."""
+        return [f for f in self.fields if f.column not in LEADING_COLUMNS]
+
+    def lake_schema(self) -> dict[str, str]:
+        """Column → DuckDB type of every landed / events row, leading columns first."""
+        cols = {"event_id": "VARCHAR", "event_ts": "TIMESTAMP", "event_name": "VARCHAR",
+                "arrival_hour": "TIMESTAMP", "source_file": "VARCHAR", "source_line": "BIGINT"}
+        cols.update({f.column: f.lake_type for f in self.own_columns})
+        return cols
+
+
+def _custom(doc: OpenDataContractStandard) -> dict[str, Any]:
+    return {cp.property: cp.value for cp in (doc.customProperties or [])}
+
+
+def _leaves(props: list[SchemaProperty], prefix: str = "") -> list[Field]:
+    out = []
+    for p in props or []:
+        path = prefix + p.name
+        if p.properties:
+            out.extend(_leaves(p.properties, path + "."))
+            continue
+        if not p.physicalName:
+            raise ContractError(f"field {path}: a leaf needs a physicalName (its lake column)")
+        logical = p.logicalType or "string"
+        if logical == "array" and (p.items is None or (p.items.logicalType or "string") != "string"):
+            logical = "object"  # arrays of anything but strings are kept as JSON
+        opts = p.logicalTypeOptions or {}
+        out.append(Field(
+            path=path, column=p.physicalName, logical_type=logical,
+            physical_type=(p.physicalType or "VARCHAR").upper(), required=bool(p.required),
+            enum=tuple(e.value for e in p.enum) if p.enum else None,
+            pattern=opts.get("pattern"), min_length=opts.get("minLength"), max_length=opts.get("maxLength"),
+            description=p.description, classification=p.classification,
+        ))
+    return out
+
+
+def source_contract(path: Path) -> SourceContract:
+    doc = load_contract(path)
+    custom = _custom(doc)
+    if not doc.schema_:
+        raise ContractError(f"{path}: no schema")
+    fields = tuple(_leaves(doc.schema_[0].properties))
+    columns = [f.column for f in fields]
+    dupes = {c for c in columns if columns.count(c) > 1}
+    if dupes:
+        raise ContractError(f"{path}: lake columns named twice: {sorted(dupes)}")
+    paths = {f.path for f in fields}
+    id_field = custom.get("idField")
+    time_fields = tuple(custom.get("eventTimeFields") or ())
+    name_fields = tuple(custom.get("eventNameFields") or ())
+    for p in ([id_field] if id_field else []) + list(time_fields) + list(name_fields):
+        if p not in paths:
+            raise ContractError(f"{path}: customProperties name {p!r}, which is not a field of the schema")
+    if not time_fields:
+        raise ContractError(f"{path}: customProperties.eventTimeFields is required")
+    layouts = tuple(
+        Layout(pattern=l["pattern"], formats=tuple(l["formats"]),
+               arrival_shift=timedelta(hours=l.get("arrivalShiftHours", 0)))
+        for l in custom.get("landingLayout") or ()
+    )
+    if not layouts:
+        raise ContractError(f"{path}: customProperties.landingLayout is required")
+    desc = doc.description.purpose if doc.description and doc.description.purpose else ""
+    return SourceContract(
+        name=doc.name, document=doc, fields=fields, id_field=id_field, event_time_fields=time_fields,
+        event_name_fields=name_fields, event_name_default=custom.get("eventNameDefault"),
+        layouts=layouts, description=desc.strip(),
+    )
+
+
+def load_source_contracts(directory: Path | None = None) -> dict[str, SourceContract]:
+    directory = Path(directory or CONTRACTS_DIR / "sources")
+    out = {}
+    for path in sorted(directory.glob("*.yaml")):
+        contract = source_contract(path)
+        out[contract.name] = contract
+    return out

@@ -1,0 +1,91 @@
+"""Shared building blocks for the sample-export generators (one module per source)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable
+
+UTC = timezone.utc
+
+
+@dataclass
+class Event:
+    """One generated event: when it happened and the hour its file is delivered in."""
+
+    ts: datetime  # aware, UTC
+    record: dict
+    arrival_hour: datetime  # aware, UTC, on the hour
+
+
+@dataclass
+class GenerationSummary:
+    source: str
+    files: int = 0
+    records: int = 0
+    duplicates: int = 0
+    late: int = 0
+    malformed: int = 0
+    missing_required: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def hours(start: datetime, count: int) -> list[datetime]:
+    start = start.replace(minute=0, second=0, microsecond=0, tzinfo=start.tzinfo or UTC)
+    return [start + timedelta(hours=i) for i in range(count)]
+
+
+def event_time_in(hour: datetime, rng: random.Random) -> datetime:
+    """A time inside the hour with millisecond precision."""
+    return hour + timedelta(milliseconds=rng.randrange(3_600_000))
+
+
+def lateness(rng: random.Random, late_share: float = 0.08, max_hours: int = 24) -> timedelta:
+    """How late an event is delivered: mostly on time, a share up to `max_hours` late."""
+    if rng.random() < late_share:
+        return timedelta(minutes=rng.randrange(60, max_hours * 60))
+    return timedelta(0)
+
+
+def new_uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def iso_z(ts: datetime, ms: bool = True) -> str:
+    ts = ts.astimezone(UTC)
+    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    if ms:
+        text += f".{ts.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def iso_offset(ts: datetime, offset_hours: float) -> str:
+    """The same instant written in another UTC offset, e.g. 2026-01-05T15:00:00.000+10:00."""
+    tz = timezone(timedelta(hours=offset_hours))
+    local = ts.astimezone(tz)
+    return local.isoformat(timespec="milliseconds")
+
+
+def epoch_ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def write_lines(path: Path, lines: Iterable[str], gz: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+
+
+def dumps(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def truncate_gzip(path: Path, keep_fraction: float = 0.6) -> None:
+    """Cut a gzip file short, as an interrupted upload would."""
+    data = path.read_bytes()
+    path.write_bytes(data[: max(20, int(len(data) * keep_fraction))])

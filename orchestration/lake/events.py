@@ -1,0 +1,119 @@
+"""The events layer: one row per event id, in the hour the event happened.
+
+Event hour H keeps, of the landed rows of H (from every arrival hour), the copy delivered first
+(earliest arrival hour, then file, then line), and drops every id that already has a landed
+copy in one of the 24 event hours before H. The answer depends only on what has landed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+
+from orchestration.contracts import SourceContract
+from orchestration.lake import paths
+from orchestration.lake.landed import DEDUPE_WINDOW
+from orchestration.partitions import hours_between
+from orchestration.settings import format_hour
+from orchestration.sources.records import lake_columns, sql_str
+from orchestration.storage import Store
+
+UTC = timezone.utc
+
+
+@dataclass
+class EventsLedger:
+    """What one event hour's materialisation did. rows_in = rows_kept + duplicates_dropped."""
+
+    source: str
+    event_hour: datetime
+    rows_in: int = 0
+    rows_kept: int = 0
+    duplicates_dropped: int = 0
+    duplicates_in_hour: int = 0  # further copies in the same event hour
+    duplicates_in_window: int = 0  # ids already landed in the 24 event hours before
+    written_rows: int = 0  # counted back from the file written
+    arrival_hours: int = 0  # arrival hours contributing landed rows
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.rows_kept + self.duplicates_dropped and self.written_rows == self.rows_kept
+
+
+DEDUPE_SQL = """
+CREATE OR REPLACE TEMP TABLE _winners AS
+WITH per_hour AS (
+    -- one entry per (id, event hour): its first-delivered copy and how many copies it has
+    SELECT event_id, date_trunc('hour', event_ts) AS event_hour,
+           min({{'arrival_hour': arrival_hour, 'source_file': source_file, 'source_line': source_line}}) AS first,
+           count(*) AS copies
+    FROM read_parquet([{uris}], union_by_name = true)
+    GROUP BY ALL
+), windowed AS (
+    SELECT *, lag(event_hour) OVER (PARTITION BY event_id ORDER BY event_hour) AS previous_hour
+    FROM per_hour
+)
+SELECT event_hour, first.source_file AS source_file, first.source_line AS source_line, copies,
+       previous_hour IS NOT NULL AND previous_hour >= event_hour - INTERVAL {window_hours} HOUR AS in_window
+FROM windowed
+WHERE event_hour >= TIMESTAMP '{start}' AND event_hour < TIMESTAMP '{end}'
+"""
+
+
+def build_event_hours(contract: SourceContract, lake: Store, start: datetime, end: datetime,
+                      con: duckdb.DuckDBPyConnection) -> list[EventsLedger]:
+    """Materialise the event hours of [start, end) in one pass over the landed ids they need."""
+    source = contract.name
+    window_hours = DEDUPE_WINDOW // timedelta(hours=1)
+    files_by_hour = {h: paths.landed_files_for(source, lake, h) for h in hours_between(start - DEDUPE_WINDOW, end)}
+    all_files = [f for fs in files_by_hour.values() for f in fs]
+    targets = hours_between(start, end)
+    ledgers = []
+    if all_files:
+        con.execute(DEDUPE_SQL.format(
+            uris=", ".join(sql_str(lake.uri(k)) for k in all_files), window_hours=window_hours,
+            start=f"{start:%Y-%m-%d %H:00:00}", end=f"{end:%Y-%m-%d %H:00:00}",
+        ))
+    columns = ", ".join(f'l."{c}"' for c in lake_columns(contract))
+    for hour in targets:
+        ledger = EventsLedger(source=source, event_hour=hour)
+        files = files_by_hour.get(hour, [])
+        ledger.arrival_hours = len(files)
+        key = paths.events_file(source, hour)
+        if not files:
+            if lake.exists(key):  # its landed rows are gone: so is the hour
+                lake.delete([key])
+            ledgers.append(ledger)
+            continue
+        stats = con.execute(f"""
+            SELECT coalesce(sum(copies), 0), count(*) FILTER (NOT in_window),
+                   coalesce(sum(copies - 1) FILTER (NOT in_window), 0),
+                   coalesce(sum(copies) FILTER (in_window), 0)
+            FROM _winners WHERE event_hour = TIMESTAMP '{hour:%Y-%m-%d %H:00:00}'
+        """).fetchone()
+        ledger.rows_in, ledger.rows_kept, ledger.duplicates_in_hour, ledger.duplicates_in_window = map(int, stats)
+        ledger.duplicates_dropped = ledger.duplicates_in_hour + ledger.duplicates_in_window
+        uris = ", ".join(sql_str(lake.uri(k)) for k in files)
+        staging = lake.staging_key(key)
+        lake.prepare(staging)
+        con.execute(f"""
+            COPY (
+                SELECT {columns} FROM read_parquet([{uris}], union_by_name = true) l
+                SEMI JOIN (SELECT source_file, source_line FROM _winners
+                           WHERE event_hour = TIMESTAMP '{hour:%Y-%m-%d %H:00:00}' AND NOT in_window) w
+                  ON l.source_file = w.source_file AND l.source_line = w.source_line
+                ORDER BY l.event_ts, l.event_id
+            ) TO {sql_str(lake.uri(staging))} (FORMAT parquet, COMPRESSION zstd)
+        """)
+        lake.publish(staging, key)
+        ledger.written_rows = con.execute(
+            f"SELECT num_rows FROM parquet_file_metadata({sql_str(lake.uri(key))})").fetchone()[0]
+        ledgers.append(ledger)
+    con.execute("DROP TABLE IF EXISTS _winners")
+    return ledgers
+
+
+def event_hour_label(ledger: EventsLedger) -> str:
+    return format_hour(ledger.event_hour)

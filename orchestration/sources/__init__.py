@@ -1,0 +1,1 @@
+"""Vendor sources: file readers and the contract-driven typing of their records."""

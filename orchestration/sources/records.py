@@ -1,0 +1,169 @@
+"""From raw records to typed lake rows, as one DuckDB query generated from the source contract.
+
+Each value is extracted by its dotted path, typed by the contract, and checked (required, type,
+enum, pattern, length). A record that breaks any rule gets a `reason` naming every broken rule
+and goes to quarantine; the others become lake rows with the leading columns first.
+"""
+
+from __future__ import annotations
+
+from orchestration.contracts import LEADING_COLUMNS, Field, SourceContract
+
+
+def sql_str(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def json_path(path: str, flat: bool) -> str:
+    """JSONPath of a contract field in a nested record, or in a flattened one (dotted keys)."""
+    if flat:
+        return "$." + ident(path)
+    return "$." + ".".join(ident(part) for part in path.split("."))
+
+
+def _typed(f: Field, s: str) -> str:
+    """Expression typing the text value `s` as the field's lake type; NULL when it cannot."""
+    t = f.logical_type
+    if t == "string":
+        return s
+    if t == "integer":
+        return f"TRY_CAST({s} AS BIGINT)"
+    if t == "number":
+        return f"TRY_CAST({s} AS DOUBLE)"
+    if t == "boolean":
+        return f"TRY_CAST({s} AS BOOLEAN)"
+    if t == "date":
+        return f"TRY_CAST({s} AS DATE)"
+    if t == "timestamp":
+        if f.physical_type in ("EPOCH_MS", "BIGINT"):
+            return f"TRY(epoch_ms(TRY_CAST({s} AS BIGINT)))"
+        return f"TRY_CAST(TRY_CAST({s} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if t == "object":
+        # JSON text; flattened exports may carry it base64-encoded (Atomic's eventDetail).
+        return (f"CASE WHEN json_valid({s}) THEN json({s}) "
+                f"ELSE TRY(json(decode(from_base64({s})))) END")
+    if t == "array":
+        return (f"CASE WHEN json_valid({s}) AND json_type({s}) = 'ARRAY' "
+                f"THEN TRY(from_json(json({s}), '[\"VARCHAR\"]')) END")
+    raise ValueError(f"field {f.path}: unsupported logicalType {t!r}")
+
+
+def _rules(f: Field, s: str, v: str) -> list[str]:
+    """CASE expressions, one per rule of the field, each NULL or the reason it is broken."""
+    label = f.path
+    rules = []
+    if f.required:
+        rules.append(f"CASE WHEN {s} IS NULL THEN {sql_str(f'missing required field {label}')} END")
+    if f.logical_type != "string":
+        rules.append(
+            f"CASE WHEN {s} IS NOT NULL AND {v} IS NULL THEN "
+            f"{sql_str(f'field {label}: ')} || left({s}, 60) || {sql_str(f' is not a valid {f.logical_type}')} END"
+        )
+    if f.enum:
+        allowed = ", ".join(sql_str(e) if isinstance(e, str) else str(e) for e in f.enum)
+        rules.append(
+            f"CASE WHEN {v} IS NOT NULL AND {v} NOT IN ({allowed}) THEN "
+            f"{sql_str(f'field {label}: ')} || left({v}::VARCHAR, 60) || ' is not one of its allowed values' END"
+        )
+    if f.pattern:
+        rules.append(
+            f"CASE WHEN {v} IS NOT NULL AND NOT regexp_full_match({v}, {sql_str(f.pattern)}) THEN "
+            f"{sql_str(f'field {label}: ')} || left({v}, 60) || {sql_str(' does not match ' + f.pattern)} END"
+        )
+    if f.min_length is not None:
+        rules.append(f"CASE WHEN length({v}) < {int(f.min_length)} THEN {sql_str(f'field {label}: shorter than {f.min_length}')} END")
+    if f.max_length is not None:
+        rules.append(f"CASE WHEN length({v}) > {int(f.max_length)} THEN {sql_str(f'field {label}: longer than {f.max_length}')} END")
+    return rules
+
+
+def typed_records_sql(contract: SourceContract, staged: str, flat: bool) -> str:
+    """SELECT over `staged` (arrival_hour, source_file, source_line, raw, file_error) giving the
+    lake columns of `contract`, plus `reason` (NULL for a valid record) and `raw`."""
+    fields = contract.fields
+    paths = ", ".join(sql_str(json_path(f.path, flat)) for f in fields)
+    text = {f.path: f"nullif(v[{i}], '')" for i, f in enumerate(fields, start=1)}
+    typed = {f.path: f"t_{i}" for i, f in enumerate(fields, start=1)}
+
+    typed_cols = ",\n      ".join(f"{_typed(f, text[f.path])} AS {typed[f.path]}" for f in fields)
+    text_cols = ",\n      ".join(f"{text[f.path]} AS s_{i}" for i, f in enumerate(fields, start=1))
+
+    # Second level: rules over the typed values (s_i the text, t_i the typed value).
+    s_of = {f.path: f"s_{i}" for i, f in enumerate(fields, start=1)}
+    rules = []
+    for f in fields:
+        rules.extend(_rules(f, s_of[f.path], typed[f.path]))
+
+    def first_of(paths_: tuple[str, ...]) -> str:
+        vals = [typed[p] for p in paths_]
+        return vals[0] if len(vals) == 1 else f"coalesce({', '.join(vals)})"
+
+    event_ts = first_of(contract.event_time_fields)
+    if not any(contract.field(p).required for p in contract.event_time_fields):
+        rules.append(f"CASE WHEN {event_ts} IS NULL THEN "
+                     f"{sql_str('no event time: ' + ' / '.join(contract.event_time_fields) + ' all missing or invalid')} END")
+    if contract.event_name_fields:
+        event_name = first_of(contract.event_name_fields)
+        if contract.event_name_default:
+            event_name = f"coalesce({event_name}, {sql_str(contract.event_name_default)})"
+        else:
+            rules.append(f"CASE WHEN {event_name} IS NULL THEN "
+                         f"{sql_str('no event name: ' + ' / '.join(contract.event_name_fields) + ' all missing')} END")
+    else:
+        event_name = sql_str(contract.event_name_default or contract.name)
+
+    if contract.id_field:
+        event_id = f"{typed[contract.id_field]}::VARCHAR"
+        if not contract.field(contract.id_field).required:
+            rules.append(f"CASE WHEN {event_id} IS NULL THEN {sql_str('missing event id ' + contract.id_field)} END")
+    else:  # no vendor id: a fingerprint of the typed record
+        packed = ", ".join(f"{ident(f.column)} := {typed[f.path]}" for f in fields)
+        event_id = f"md5(to_json(struct_pack({packed}))::VARCHAR)"
+
+    own = ",\n    ".join(f"{typed[f.path]}::{f.lake_type} AS {ident(f.column)}" for f in contract.own_columns)
+    rule_list = ",\n        ".join(rules)
+    return f"""
+WITH checked AS (
+  SELECT *, CASE WHEN json_valid(raw) THEN raw END AS doc FROM {staged}
+), objects AS (
+  SELECT *, doc IS NOT NULL AS json_ok, coalesce(json_type(doc) = 'OBJECT', false) AS is_object,
+         CASE WHEN json_type(doc) = 'OBJECT' THEN doc END AS obj
+  FROM checked
+), extracted AS (
+  SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
+         json_extract_string(obj, [{paths}]) AS v
+  FROM objects
+), texts AS (
+  SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
+      {text_cols},
+      {typed_cols}
+  FROM extracted
+)
+SELECT
+    {event_id} AS event_id,
+    {event_ts} AS event_ts,
+    {event_name}::VARCHAR AS event_name,
+    arrival_hour::TIMESTAMP AS arrival_hour,
+    source_file::VARCHAR AS source_file,
+    source_line::BIGINT AS source_line,
+    {own},
+    CASE
+      WHEN file_error IS NOT NULL THEN file_error
+      WHEN raw IS NULL THEN 'empty record'
+      WHEN NOT json_ok THEN 'not valid JSON'
+      WHEN NOT is_object THEN 'not a JSON object'
+      ELSE nullif(array_to_string(list_filter([
+        {rule_list}
+      ], x -> x IS NOT NULL), '; '), '')
+    END AS reason,
+    raw
+FROM texts
+"""
+
+
+def lake_columns(contract: SourceContract) -> list[str]:
+    return list(LEADING_COLUMNS) + [f.column for f in contract.own_columns]
