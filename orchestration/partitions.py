@@ -14,14 +14,14 @@ HOUR = timedelta(hours=1)
 def arrival_hour_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
     """The hour an export file arrived in (from its path or name)."""
     return dg.HourlyPartitionsDefinition(
-        start_date=format_hour(settings.start), fmt=HOUR_FORMAT, timezone="UTC"
+        start_date=format_hour(settings.start), fmt=HOUR_FORMAT, timezone="UTC", end_offset=1
     )
 
 
 def event_hour_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
     """The hour an event happened in (its event time, UTC)."""
     return dg.HourlyPartitionsDefinition(
-        start_date=format_hour(settings.start), fmt=HOUR_FORMAT, timezone="UTC"
+        start_date=format_hour(settings.start), fmt=HOUR_FORMAT, timezone="UTC", end_offset=1
     )
 
 

@@ -122,7 +122,7 @@ def generate(out: Path, start: datetime, hours_: int, rng: random.Random) -> Gen
         lines = files[window[1]][0] or files[window[1]][1]
         if lines:
             path = out / f"omny/{arrival:%Y}/{arrival:%Y-%m}/{arrival:%Y-%m-%d}/{arrival:%Y-%m-%dT%H}59_000000.000_{new_uuid(rng)}.jsonl.gz"
-            write_lines(path, lines * 40, gz=True)
+            write_lines(path, lines, gz=True)
             truncate_gzip(path)
             summary.files += 1
             summary.notes.append(f"truncated gzip file: {path.relative_to(out)}")

@@ -1,0 +1,135 @@
+"""The asset factory: from each source contract, `<source>_landed` (arrival-hour partitions) and
+`<source>_events` (event-hour partitions). Both run a whole partition range as one run."""
+
+
+from dataclasses import asdict
+from datetime import timedelta
+
+import dagster as dg
+
+from orchestration.contracts import SourceContract
+from orchestration.lake.events import EventsLedger, build_event_hours
+from orchestration.lake.landed import DEDUPE_WINDOW, LandedLedger, land_hours
+from orchestration.partitions import hours_between
+from orchestration.resources import StorageResource, lake_duckdb
+from orchestration.settings import format_hour
+
+LEDGER_CHECK = "ledger_balances"
+WINDOW_HOURS = DEDUPE_WINDOW // timedelta(hours=1)
+
+
+def landed_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(f"{source}_landed")
+
+
+def events_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(f"{source}_events")
+
+
+def landed_metadata(ledgers: list[LandedLedger], affected: list[str]) -> dict:
+    total = lambda attr: sum(getattr(l, attr) for l in ledgers)
+    reasons: dict[str, int] = {}
+    lateness: dict[str, int] = {}
+    for l in ledgers:
+        for r, n in l.quarantine_reasons.items():
+            reasons[r] = reasons.get(r, 0) + n
+        for b, n in l.lateness.items():
+            lateness[b] = lateness.get(b, 0) + n
+    touched = sorted({h for l in ledgers for h in l.event_hours_touched})
+    return {
+        "arrival_hours": len(ledgers),
+        "files": total("files"),
+        "rows_read": total("rows_read"),
+        "rows_landed": total("rows_landed"),
+        "rows_quarantined": total("rows_quarantined"),
+        "late_events": total("late_events"),
+        "beyond_dedupe_window": total("beyond_window"),
+        "quarantine_reasons": dg.MetadataValue.json(reasons),
+        "lateness": dg.MetadataValue.json(lateness),
+        "event_hours_touched": dg.MetadataValue.json(touched),
+        "event_hours_affected": dg.MetadataValue.json(affected),
+        "ledger": dg.MetadataValue.json([
+            {k: (format_hour(v) if k == "arrival_hour" else v) for k, v in asdict(l).items()
+             if k not in ("source",)} for l in ledgers]),
+    }
+
+
+def events_metadata(ledgers: list[EventsLedger]) -> dict:
+    total = lambda attr: sum(getattr(l, attr) for l in ledgers)
+    return {
+        "event_hours": len(ledgers),
+        "rows_in": total("rows_in"),
+        "rows_kept": total("rows_kept"),
+        "duplicates_dropped": total("duplicates_dropped"),
+        "duplicates_in_hour": total("duplicates_in_hour"),
+        "duplicates_in_window": total("duplicates_in_window"),
+        "ledger": dg.MetadataValue.json([
+            {"event_hour": format_hour(l.event_hour), "rows_in": l.rows_in, "rows_kept": l.rows_kept,
+             "duplicates_dropped": l.duplicates_dropped, "written_rows": l.written_rows}
+            for l in ledgers if l.rows_in or l.arrival_hours]),
+    }
+
+
+def _ledger_check(asset_key: dg.AssetKey, ledgers, describe) -> dg.AssetCheckResult:
+    unbalanced = [describe(l) for l in ledgers if not l.balanced]
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name=LEDGER_CHECK, passed=not unbalanced,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=("every hour balances" if not unbalanced else "ledger does not balance: " + "; ".join(unbalanced[:10])),
+        metadata={"unbalanced_hours": len(unbalanced)},
+    )
+
+
+def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.PartitionsDefinition,
+                           event_partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    source = contract.name
+    landed_asset_key, events_asset_key = landed_key(source), events_key(source)
+    owners = []
+    common = dict(group_name=source, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"parquet", "duckdb"})
+
+    @dg.asset(
+        key=landed_asset_key, partitions_def=arrival_partitions, **common,
+        description=(f"{contract.name} export files by the hour they arrived, checked against the source "
+                     f"contract and filed under the hour each event happened; bad records quarantined. "
+                     f"{contract.description}"),
+        check_specs=[dg.AssetCheckSpec(LEDGER_CHECK, asset=landed_asset_key, blocking=True,
+                                       description="rows read = rows landed + rows quarantined, and the files hold them")],
+        metadata={"contract": f"data_contracts/sources/{source}.yaml",
+                  "layout": dg.MetadataValue.json([l.pattern for l in contract.layouts])},
+    )
+    def landed(context: dg.AssetExecutionContext, landing: StorageResource, lake: StorageResource):
+        start, end = context.partition_time_window
+        hours = hours_between(start, end)
+        with lake_duckdb(landing, lake) as con:
+            ledgers, affected = land_hours(contract, landing.store(), lake.store(), hours, con)
+        meta = landed_metadata(ledgers, affected)
+        context.log.info(f"{source}: {meta['files']} files, {meta['rows_read']} rows read, {meta['rows_landed']} landed, "
+                         f"{meta['rows_quarantined']} quarantined; {len(affected)} event hours affected")
+        return dg.MaterializeResult(metadata=meta, check_results=[_ledger_check(
+            landed_asset_key, ledgers,
+            lambda l: f"{format_hour(l.arrival_hour)}: read {l.rows_read} != landed {l.rows_landed} + quarantined {l.rows_quarantined} "
+                      f"(written {l.written_landed} + {l.written_quarantined})")])
+
+    @dg.asset(
+        key=events_asset_key, partitions_def=event_partitions, **common,
+        description=(f"{contract.name} events by the hour they happened, one row per event id: the first-delivered "
+                     f"copy, with copies in the {WINDOW_HOURS} hours before dropped."),
+        deps=[dg.AssetDep(landed_asset_key, partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-WINDOW_HOURS, end_offset=WINDOW_HOURS, allow_nonexistent_upstream_partitions=True))],
+        check_specs=[dg.AssetCheckSpec(LEDGER_CHECK, asset=events_asset_key, blocking=True,
+                                       description="rows in = rows kept + duplicates dropped, and the files hold them")],
+        metadata={"dedupe_key": contract.id_field or "fingerprint of the record", "dedupe_window_hours": WINDOW_HOURS},
+    )
+    def events(context: dg.AssetExecutionContext, lake: StorageResource):
+        start, end = context.partition_time_window
+        with lake_duckdb(lake) as con:
+            ledgers = build_event_hours(contract, lake.store(), start, end, con)
+        meta = events_metadata(ledgers)
+        context.log.info(f"{source}: {meta['rows_in']} landed rows in, {meta['rows_kept']} kept, "
+                         f"{meta['duplicates_dropped']} duplicates dropped")
+        return dg.MaterializeResult(metadata=meta, check_results=[_ledger_check(
+            events_asset_key, ledgers,
+            lambda l: f"{format_hour(l.event_hour)}: in {l.rows_in} != kept {l.rows_kept} + duplicates {l.duplicates_dropped} "
+                      f"(written {l.written_rows})")])
+
+    return [landed, events]

@@ -1,0 +1,29 @@
+"""The Dagster code location: `dagster dev` in the repo root loads it through workspace.yaml."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.assets.ingestion import build_ingestion_assets
+from orchestration.contracts import load_source_contracts
+from orchestration.partitions import arrival_hour_partitions, event_hour_partitions
+from orchestration.resources import build_resources
+from orchestration.schedules import build_schedules
+from orchestration.sensors import build_sensors
+from orchestration.settings import Settings
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    arrival, event = arrival_hour_partitions(settings), event_hour_partitions(settings)
+    contracts = load_source_contracts()
+    assets = [a for c in contracts.values() for a in build_ingestion_assets(c, arrival, event)]
+    return dg.Definitions(
+        assets=assets,
+        sensors=build_sensors(contracts, settings),
+        schedules=build_schedules(contracts, settings),
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions()

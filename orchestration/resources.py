@@ -1,0 +1,51 @@
+"""Dagster resources: the landing area and the lake, each a local folder or an S3 prefix."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import dagster as dg
+import duckdb
+from dagster_aws.s3 import S3Resource
+
+from orchestration.settings import Settings
+from orchestration.storage import LocalStore, S3Store, Store, duckdb_connection
+
+LAKE_MEMORY_LIMIT = "1GB"  # DuckDB spills past this: the lake layers stay well under 1.5 GB
+
+
+class StorageResource(dg.ConfigurableResource):
+    """A folder or an `s3://bucket/prefix` (any S3-compatible endpoint, through dagster-aws)."""
+
+    root: str
+    s3: S3Resource
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def store(self) -> Store:
+        if self.is_s3:
+            return S3Store(self.root, self.s3.get_client())
+        return LocalStore(self.root)
+
+
+@contextmanager
+def lake_duckdb(*stores: StorageResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB for the lake layers: it never opens the warehouse file, so parallel
+    partitions take no lock."""
+    s3 = next((s for s in stores if s.is_s3), None)
+    con = duckdb_connection(s3.s3.get_client() if s3 else None, memory_limit=LAKE_MEMORY_LIMIT)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    s3 = S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    return {
+        "landing": StorageResource(root=settings.landing, s3=s3),
+        "lake": StorageResource(root=settings.lake, s3=s3),
+    }

@@ -1,0 +1,86 @@
+"""Sensors: new landing files start their arrival hours; landed rows re-run the event hours
+they affect (late events included) — automation, not a person."""
+
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from orchestration.assets.ingestion import events_key, landed_key
+from orchestration.contracts import SourceContract
+from orchestration.lake import paths
+from orchestration.partitions import HOUR
+from orchestration.resources import StorageResource
+from orchestration.settings import Settings, format_hour, parse_hour
+
+RECENT_ARRIVAL_HOURS = 3  # the landing sensor watches the current hour and the two before
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make one run cover the partition range [first, last] (single-run backfill)."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def build_sensors(contracts: dict[str, SourceContract], settings: Settings) -> list[dg.SensorDefinition]:
+    landed_keys = [landed_key(s) for s in contracts]
+
+    @dg.sensor(
+        name="landing_files_sensor", minimum_interval_seconds=60, target=landed_keys,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Lands an arrival hour when its set of landing files changes (recent hours only).",
+    )
+    def landing_files_sensor(context: dg.SensorEvaluationContext, landing: StorageResource):
+        store = landing.store()
+        seen = json.loads(context.cursor) if context.cursor else {}
+        now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        hours = [now - HOUR * i for i in range(RECENT_ARRIVAL_HOURS)]
+        requests, new_seen = [], {}
+        for source, contract in contracts.items():
+            for hour in hours:
+                if hour < settings.start:
+                    continue
+                files = [k for k, _ in paths.arrived_files(contract, store, hour)]
+                if not files:
+                    continue
+                label = f"{source}|{format_hour(hour)}"
+                digest = hashlib.sha1("\n".join(files).encode()).hexdigest()
+                new_seen[label] = digest
+                if seen.get(label) != digest:
+                    requests.append(dg.RunRequest(
+                        run_key=f"{label}|{digest}", asset_selection=[landed_key(source)],
+                        partition_key=format_hour(hour)))
+        context.update_cursor(json.dumps(new_seen))
+        return requests
+
+    @dg.sensor(
+        name="late_events_sensor", minimum_interval_seconds=30,
+        target=[events_key(s) for s in contracts], default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After landed rows change, re-materialises every event hour they affect, in one run per source.",
+    )
+    def late_events_sensor(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        requests = []
+        for source in contracts:
+            after = cursor.get(source)
+            result = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=landed_key(source), after_storage_id=after), limit=1000, ascending=True)
+            hours: set[str] = set()
+            for record in result.records:
+                meta = record.asset_materialization.metadata if record.asset_materialization else {}
+                affected = meta.get("event_hours_affected")
+                if affected is not None:
+                    hours.update(affected.value)
+                cursor[source] = max(cursor.get(source) or 0, record.storage_id)
+            hours = {h for h in hours if parse_hour(h) >= settings.start}
+            if hours:
+                first, last = min(hours), max(hours)
+                requests.append(dg.RunRequest(
+                    run_key=f"{source}|events|{cursor[source]}", asset_selection=[events_key(source)],
+                    tags=range_tags(first, last)))
+        context.update_cursor(json.dumps(cursor))
+        return requests
+
+    return [landing_files_sensor, late_events_sensor]
