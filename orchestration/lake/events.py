@@ -49,7 +49,7 @@ WITH per_hour AS (
     SELECT event_id, date_trunc('hour', event_ts) AS event_hour,
            min({{'arrival_hour': arrival_hour, 'source_file': source_file, 'source_line': source_line}}) AS first,
            count(*) AS copies
-    FROM read_parquet([{uris}], union_by_name = true)
+    FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
     GROUP BY ALL
 ), windowed AS (
     SELECT *, lag(event_hour) OVER (PARTITION BY event_id ORDER BY event_hour) AS previous_hour
@@ -100,7 +100,7 @@ def build_event_hours(contract: SourceContract, lake: Store, start: datetime, en
         lake.prepare(staging)
         con.execute(f"""
             COPY (
-                SELECT {columns} FROM read_parquet([{uris}], union_by_name = true) l
+                SELECT {columns} FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
                 SEMI JOIN (SELECT source_file, source_line FROM _winners
                            WHERE event_hour = TIMESTAMP '{hour:%Y-%m-%d %H:00:00}' AND NOT in_window) w
                   ON l.source_file = w.source_file AND l.source_line = w.source_line

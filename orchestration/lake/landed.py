@@ -209,7 +209,7 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
     uris = ", ".join(sql_str(lake.uri(k)) for k in files)
     rows = con.execute(f"""
         SELECT DISTINCT l.h FROM (
-            SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true)
+            SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
         ) l JOIN _run_ids r ON l.event_id = r.event_id
         WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL 24 HOUR
     """).fetchall()

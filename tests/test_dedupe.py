@@ -1,0 +1,127 @@
+"""The dedupe rule of the events layer, on small hand-made Omny deliveries."""
+
+import gzip
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.lake import paths
+from orchestration.lake.events import build_event_hours
+from orchestration.lake.landed import land_hours
+from orchestration.storage import LocalStore, duckdb_connection
+
+UTC = timezone.utc
+H = lambda day, hour: datetime(2026, 1, day, hour, tzinfo=UTC)
+
+
+def record(event_id, ts: datetime, title="t"):
+    return {"EventId": event_id, "Program": {"Id": "p"}, "Clip": {"Id": "c", "Title": title},
+            "Download": {"DownloadedAtUtc": ts.strftime("%Y-%m-%dT%H:%M:%S.000Z")}}
+
+
+class Warehouse:
+    def __init__(self, root: Path, contract):
+        self.landing, self.lake, self.contract = LocalStore(str(root / "landing")), LocalStore(str(root / "lake")), contract
+        self.con = duckdb_connection()
+
+    def deliver(self, arrival: datetime, records, name="a"):
+        d = arrival
+        key = f"omny/{d:%Y}/{d:%Y-%m}/{d:%Y-%m-%d}/{d:%Y-%m-%dT%H}10_000000.000_{name}.jsonl.gz"
+        self.landing.write_bytes(key, gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
+        return key
+
+    def land(self, *arrivals):
+        return land_hours(self.contract, self.landing, self.lake, list(arrivals), self.con)
+
+    def build(self, start, end):
+        return build_event_hours(self.contract, self.lake, start, end, self.con)
+
+    def events(self, hour):
+        key = paths.events_file("omny", hour)
+        if not self.lake.exists(key):
+            return []
+        return duckdb.sql(f"SELECT event_id, arrival_hour, source_file, source_line, clip_title FROM "
+                          f"'{self.lake.uri(key)}' ORDER BY event_id").fetchall()
+
+
+@pytest.fixture
+def wh(tmp_path, contracts):
+    return Warehouse(tmp_path, contracts["omny"])
+
+
+def test_first_delivered_copy_is_kept(wh):
+    ts = H(5, 3) + timedelta(minutes=20)
+    wh.deliver(H(5, 3), [record("x", ts, "third-line"), record("x", ts, "dup-line")], name="b")
+    wh.deliver(H(5, 3), [record("x", ts, "file-a")], name="a")  # same hour, earlier file name
+    wh.deliver(H(5, 5), [record("x", ts, "later-hour")], name="0")
+    wh.land(H(5, 5), H(5, 3))  # order of landing does not matter
+    ledger = wh.build(H(5, 3), H(5, 4))[0]
+    (row,) = wh.events(H(5, 3))
+    assert row[0] == "x" and row[4] == "file-a" and row[1] == datetime(2026, 1, 5, 3)
+    assert (ledger.rows_in, ledger.rows_kept, ledger.duplicates_dropped) == (4, 1, 3)
+    assert ledger.balanced
+
+
+def test_copy_with_a_later_timestamp_inside_24h_is_a_duplicate(wh):
+    # the later-stamped copy was delivered first; the earlier-stamped one still wins
+    wh.deliver(H(5, 10), [record("y", H(5, 9) + timedelta(minutes=5), "stamped-later")])
+    wh.deliver(H(5, 12), [record("y", H(5, 2) + timedelta(minutes=5), "stamped-earlier")])
+    _, affected = wh.land(H(5, 10))
+    assert affected == ["2026-01-05T09"]
+    wh.build(H(5, 9), H(5, 10))
+    assert [r[4] for r in wh.events(H(5, 9))] == ["stamped-later"]
+    # the late copy lands: it touches 02 and affects 09, where the copy is now a duplicate
+    _, affected = wh.land(H(5, 12))
+    assert affected == ["2026-01-05T02", "2026-01-05T09"]
+    ledgers = wh.build(H(5, 2), H(5, 10))
+    assert [r[4] for r in wh.events(H(5, 2))] == ["stamped-earlier"]
+    assert wh.events(H(5, 9)) == []
+    assert ledgers[-1].duplicates_in_window == 1 and ledgers[-1].balanced
+
+
+def test_copy_outside_24h_is_a_new_event(wh):
+    wh.deliver(H(5, 1), [record("z", H(5, 0) + timedelta(minutes=1))])
+    wh.deliver(H(6, 2), [record("z", H(6, 1) + timedelta(minutes=1))])  # 25 hours later
+    wh.land(H(5, 1), H(6, 2))
+    wh.build(H(5, 0), H(6, 2))
+    assert len(wh.events(H(5, 0))) == 1 and len(wh.events(H(6, 1))) == 1
+
+
+def test_window_edge_is_24_event_hours(wh):
+    wh.deliver(H(5, 1), [record("w", H(5, 0) + timedelta(minutes=59))])
+    wh.deliver(H(6, 1), [record("w", H(6, 0) + timedelta(minutes=0))])  # event hour 24 h later: inside
+    wh.land(H(5, 1), H(6, 1))
+    wh.build(H(5, 0), H(6, 1))
+    assert len(wh.events(H(5, 0))) == 1 and wh.events(H(6, 0)) == []
+
+
+def test_result_depends_only_on_what_landed_not_on_run_order(tmp_path, contracts):
+    deliveries = [(H(5, 4), [record("a", H(5, 3)), record("b", H(5, 3) + timedelta(minutes=3))]),
+                  (H(5, 6), [record("b", H(5, 5)), record("c", H(5, 5))]),
+                  (H(5, 8), [record("a", H(5, 3)), record("c", H(5, 4))])]
+    results = []
+    for order, per_hour in (((0, 1, 2), False), ((2, 0, 1), True)):
+        wh = Warehouse(tmp_path / str(per_hour), contracts["omny"])
+        for i in order:
+            wh.deliver(*deliveries[i])
+        for i in order:
+            wh.land(deliveries[i][0])
+            if per_hour:  # rebuild after each arrival, hour by hour
+                for h in range(3, 6):
+                    wh.build(H(5, h), H(5, h + 1))
+        if not per_hour:
+            wh.build(H(5, 3), H(5, 6))
+        results.append({h: [r[0] for r in wh.events(H(5, h))] for h in range(3, 6)})
+    assert results[0] == results[1] == {3: ["a", "b"], 4: ["c"], 5: []}
+
+
+def test_relanding_an_hour_is_idempotent(wh):
+    wh.deliver(H(5, 3), [record("r", H(5, 2)), "not json"])
+    first, _ = wh.land(H(5, 3))
+    before = sorted(wh.lake.list("omny/"))
+    again, _ = wh.land(H(5, 3))
+    assert sorted(wh.lake.list("omny/")) == before
+    assert (again[0].rows_landed, again[0].rows_quarantined) == (first[0].rows_landed, first[0].rows_quarantined) == (1, 1)

@@ -1,0 +1,102 @@
+"""Typing and routing a record by its contract: event hour, offsets, epoch milliseconds, ids."""
+
+import json
+from datetime import datetime
+
+import pyarrow as pa
+import pytest
+
+from orchestration.sources.records import typed_records_sql
+from orchestration.storage import duckdb_connection
+
+
+def typed(contract, records, flat=False):
+    """Run the contract's typing query over raw records; rows as dicts."""
+    raws = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    n = len(raws)
+    staged = pa.table({"arrival_hour": pa.array([datetime(2026, 1, 5, 6)] * n, pa.timestamp("us")),
+                       "source_file": ["f"] * n, "source_line": list(range(1, n + 1)), "raw": raws,
+                       "file_error": pa.array([None] * n, pa.string())})
+    con = duckdb_connection()
+    con.register("staged", staged)
+    cur = con.execute(typed_records_sql(contract, "staged", flat))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def omny(ts, event_id="e1", **download):
+    return {"EventId": event_id, "Program": {"Id": "p"}, "Clip": {"Id": "c"},
+            "Download": {"DownloadedAtUtc": ts, **download}}
+
+
+@pytest.mark.parametrize("ts,expected", [
+    ("2026-01-05T05:00:00Z", datetime(2026, 1, 5, 5, 0)),  # exactly on the boundary: that hour
+    ("2026-01-05T05:59:59.999Z", datetime(2026, 1, 5, 5, 59, 59, 999000)),
+    ("2026-01-05T15:00:00.000+10:00", datetime(2026, 1, 5, 5, 0)),  # an offset is converted to UTC
+    ("2026-01-04T23:30:00-05:00", datetime(2026, 1, 5, 4, 30)),  # across midnight
+    ("2026-01-05T05:00:00", datetime(2026, 1, 5, 5, 0)),  # no zone: UTC
+])
+def test_event_time_is_utc(contracts, ts, expected):
+    (row,) = typed(contracts["omny"], [omny(ts)])
+    assert row["reason"] is None
+    assert row["event_ts"] == expected
+
+
+def test_epoch_milliseconds(contracts):
+    altis = contracts["altis"]
+    time_field = altis.field(altis.event_time_fields[0])
+    assert time_field.physical_type == "EPOCH_MS"
+    record = {}
+    node = record
+    parts = time_field.path.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = 1767589200000  # 2026-01-05T05:00:00Z
+    for f in altis.fields:  # fill the other required fields
+        if f.required and f.path != time_field.path:
+            node = record
+            for p in f.path.split(".")[:-1]:
+                node = node.setdefault(p, {})
+            node[f.path.split(".")[-1]] = f.enum[0] if f.enum else ("1" if f.logical_type in ("integer", "number") else "x")
+    (row,) = typed(altis, [record])
+    assert row["reason"] is None, row["reason"]
+    assert row["event_ts"] == datetime(2026, 1, 5, 5, 0)
+
+
+def test_fingerprint_id_is_deterministic_and_ignores_formatting(contracts):
+    altis = contracts["altis"]
+    assert altis.id_field is None
+    base = [r for r in typed(altis, ["{}"])]
+    rec = {"event_type": "pageView"}
+    a = typed(altis, [json.dumps(rec), json.dumps(rec, indent=2)])
+    assert a[0]["event_id"] == a[1]["event_id"]
+    other = typed(altis, [json.dumps({"event_type": "click"})])
+    assert other[0]["event_id"] != a[0]["event_id"]
+    assert len(a[0]["event_id"]) == 32 and base
+
+
+def test_bad_records_get_a_reason_naming_every_broken_rule(contracts):
+    rows = typed(contracts["omny"], [
+        "{not json",
+        "[1, 2]",
+        omny("2026-01-05T05:00:00Z", event_id=""),
+        omny("yesterday"),
+        {**omny("2026-01-05T05:00:00Z"), "Clip": {"Id": "c", "AudioDurationSeconds": "long"}},
+        omny("2026-01-05T05:00:00Z", Geo={"CountryIsoCode": "Australia"}),
+    ])
+    reasons = [r["reason"] for r in rows]
+    assert reasons[0] == "not valid JSON"
+    assert reasons[1] == "not a JSON object"
+    assert reasons[2] == "missing required field EventId"
+    assert reasons[3] == "field Download.DownloadedAtUtc: yesterday is not a valid timestamp"
+    assert reasons[4] == "field Clip.AudioDurationSeconds: long is not a valid number"
+    assert "Download.Geo.CountryIsoCode: Australia does not match" in reasons[5]
+
+
+def test_enum_is_enforced(contracts):
+    atomic = contracts["atomic"]
+    ok = {"id": "6ed520b7-c313-5e98-afba-8cea41fc15b1", "endUserId": "u1", "analyticsEvent": "card-published",
+          "timestamp": "2026-01-05T05:00:00.000Z"}
+    rows = typed(atomic, [ok, {**ok, "analyticsEvent": "card-exploded"}])
+    assert rows[0]["reason"] is None and rows[0]["event_name"] == "card-published"
+    assert rows[1]["reason"] == "field analyticsEvent: card-exploded is not one of its allowed values"
