@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import random
 from collections import defaultdict
 from datetime import datetime, timedelta

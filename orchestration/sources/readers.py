@@ -139,8 +139,9 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]) ->
         f"NULL::VARCHAR AS file_error FROM _csv"
     ).fetch_arrow_table()
     bad = con.execute(
-        "SELECT (line - 1)::BIGINT AS source_line, csv_line::VARCHAR AS raw, "
-        "('malformed CSV row: ' || error_message)::VARCHAR AS file_error FROM _csv_rejects"
+        "SELECT (line - 1)::BIGINT AS source_line, any_value(csv_line)::VARCHAR AS raw, "
+        "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; '))::VARCHAR AS file_error "
+        "FROM _csv_rejects GROUP BY line ORDER BY line"
     ).fetch_arrow_table()
     con.execute("DROP TABLE IF EXISTS _csv; DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scan")
     if bad.num_rows:  # number the good rows as in the file, around the rejected ones
