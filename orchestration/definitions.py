@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
+
+# backfill_policy and partition mappings are marked beta/preview in Dagster 1.13: we rely on them knowingly.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.assets.ingestion import build_ingestion_assets
 from orchestration.contracts import load_source_contracts
