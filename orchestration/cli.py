@@ -42,6 +42,24 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_contracts(args: argparse.Namespace) -> int:
+    from orchestration.contracts import CONTRACTS_DIR, ContractError, load_contract, source_contract
+
+    failed = 0
+    for path in sorted(CONTRACTS_DIR.rglob("*.yaml")):
+        try:
+            if path.parent.name == "sources":
+                c = source_contract(path, strict=True)
+                print(f"ok    {path.relative_to(CONTRACTS_DIR)}  ({len(c.fields)} fields, id: {c.id_field or 'fingerprint'})")
+            else:
+                load_contract(path, strict=True)
+                print(f"ok    {path.relative_to(CONTRACTS_DIR)}")
+        except ContractError as exc:
+            failed += 1
+            print(f"FAIL  {exc}")
+    return 1 if failed else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from orchestration.generate import generate_all
 
@@ -83,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--end", required=True, help="YYYY-MM-DDTHH (UTC), exclusive")
     b.add_argument("--sources", help="comma-separated subset of sources")
     b.set_defaults(func=cmd_backfill)
+
+    c = sub.add_parser("contracts", help="validate every data contract against the ODCS v3 JSON schema")
+    c.set_defaults(func=cmd_contracts)
 
     d = sub.add_parser("demo", help="generate a day of samples into the landing folder and backfill it")
     d.add_argument("--seed", type=int, default=7)

@@ -32,17 +32,28 @@ def odcs_json_schema() -> dict:
     return json.loads(resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
 
 
-def load_contract(path: Path) -> OpenDataContractStandard:
-    """Validate a YAML file against the ODCS JSON schema, then parse it with the standard's model."""
-    data = yaml.safe_load(Path(path).read_text())
+def schema_errors(data: dict) -> list[str]:
+    """Every place where `data` breaks the ODCS JSON schema (the standard's own schema.json)."""
     schema = odcs_json_schema()
     errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(data), key=lambda e: e.json_path)
-    if errors:
-        detail = "; ".join(f"{e.json_path}: {e.message[:200]}" for e in errors[:5])
-        raise ContractError(f"{path}: not a valid ODCS v3 contract: {detail}")
-    if data.get("kind") != "DataContract":
-        raise ContractError(f"{path}: kind must be DataContract")
-    return OpenDataContractStandard(**data)
+    return [f"{e.json_path}: {e.message[:200]}" for e in errors]
+
+
+def load_contract(path: Path, strict: bool = False) -> OpenDataContractStandard:
+    """Parse a contract with the standard's pydantic model. `strict` also checks it against the
+    standard's JSON schema: thorough but slow (seconds), so the tests and `python -m orchestration
+    contracts` do it rather than every process that loads the code location."""
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict) or data.get("kind") != "DataContract" or not str(data.get("apiVersion", "")).startswith("v3"):
+        raise ContractError(f"{path}: not an ODCS v3 data contract (apiVersion v3.x, kind DataContract)")
+    if strict:
+        errors = schema_errors(data)
+        if errors:
+            raise ContractError(f"{path}: not a valid ODCS v3 contract: " + "; ".join(errors[:5]))
+    try:
+        return OpenDataContractStandard(**data)
+    except ValueError as exc:
+        raise ContractError(f"{path}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -187,8 +198,8 @@ def _leaves(props: list[SchemaProperty], prefix: str = "") -> list[Field]:
     return out
 
 
-def source_contract(path: Path) -> SourceContract:
-    doc = load_contract(path)
+def source_contract(path: Path, strict: bool = False) -> SourceContract:
+    doc = load_contract(path, strict)
     custom = _custom(doc)
     if not doc.schema_:
         raise ContractError(f"{path}: no schema")
@@ -221,10 +232,10 @@ def source_contract(path: Path) -> SourceContract:
     )
 
 
-def load_source_contracts(directory: Path | None = None) -> dict[str, SourceContract]:
+def load_source_contracts(directory: Path | None = None, strict: bool = False) -> dict[str, SourceContract]:
     directory = Path(directory or CONTRACTS_DIR / "sources")
     out = {}
     for path in sorted(directory.glob("*.yaml")):
-        contract = source_contract(path)
+        contract = source_contract(path, strict)
         out[contract.name] = contract
     return out

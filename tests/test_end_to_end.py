@@ -54,7 +54,7 @@ def expected_omny_ids(landing: Path) -> dict[str, set[str]]:
 
 def events_ids(lake: Path, source: str) -> dict[str, set[str]]:
     out = {}
-    for f in sorted((lake / source / "events").glob("event_hour=*/data.parquet")):
+    for f in sorted((lake / source / "events").glob("event_hour=*/*.parquet")):
         ids = [r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet('{f}', hive_partitioning = false)").fetchall()]
         assert len(ids) == len(set(ids)), f"duplicate ids in {f}"
         out[f.parent.name.split("=", 1)[1]] = set(ids)

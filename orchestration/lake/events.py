@@ -14,7 +14,7 @@ import duckdb
 
 from orchestration.contracts import SourceContract
 from orchestration.lake import paths
-from orchestration.lake.landed import DEDUPE_WINDOW
+from orchestration.lake.landed import DEDUPE_WINDOW, EVENT_HOUR_SQL, write_partitioned
 from orchestration.partitions import hours_between
 from orchestration.settings import format_hour
 from orchestration.sources.records import lake_columns, sql_str
@@ -77,40 +77,44 @@ def build_event_hours(contract: SourceContract, lake: Store, start: datetime, en
             start=f"{start:%Y-%m-%d %H:00:00}", end=f"{end:%Y-%m-%d %H:00:00}",
         ))
     columns = ", ".join(f'l."{c}"' for c in lake_columns(contract))
+    stats = {}
+    if all_files:
+        stats = {h.replace(tzinfo=UTC): row for h, *row in con.execute("""
+            SELECT event_hour, sum(copies), count(*) FILTER (NOT in_window),
+                   coalesce(sum(copies - 1) FILTER (NOT in_window), 0), coalesce(sum(copies) FILTER (in_window), 0)
+            FROM _winners GROUP BY event_hour
+        """).fetchall()}
+    target_files = [f for h in targets for f in files_by_hour.get(h, [])]
+    staging = lake.staging_key(paths.events_prefix(source))
+    if target_files:  # every target hour in one pass: a file per event hour
+        uris = ", ".join(sql_str(lake.uri(k)) for k in target_files)
+        write_partitioned(con, lake, f"""
+            SELECT {columns}, {EVENT_HOUR_SQL.replace('event_ts', 'l.event_ts')} AS event_hour
+            FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
+            SEMI JOIN (SELECT source_file, source_line FROM _winners WHERE NOT in_window) w
+              ON l.source_file = w.source_file AND l.source_line = w.source_line
+            ORDER BY event_hour, l.event_ts, l.event_id""", staging)
+    written = {}
     for hour in targets:
-        ledger = EventsLedger(source=source, event_hour=hour)
-        files = files_by_hour.get(hour, [])
-        ledger.arrival_hours = len(files)
+        ledger = EventsLedger(source=source, event_hour=hour, arrival_hours=len(files_by_hour.get(hour, [])))
         key = paths.events_file(source, hour)
-        if not files:
-            if lake.exists(key):  # its landed rows are gone: so is the hour
-                lake.delete([key])
-            ledgers.append(ledger)
-            continue
-        stats = con.execute(f"""
-            SELECT coalesce(sum(copies), 0), count(*) FILTER (NOT in_window),
-                   coalesce(sum(copies - 1) FILTER (NOT in_window), 0),
-                   coalesce(sum(copies) FILTER (in_window), 0)
-            FROM _winners WHERE event_hour = TIMESTAMP '{hour:%Y-%m-%d %H:00:00}'
-        """).fetchone()
-        ledger.rows_in, ledger.rows_kept, ledger.duplicates_in_hour, ledger.duplicates_in_window = map(int, stats)
-        ledger.duplicates_dropped = ledger.duplicates_in_hour + ledger.duplicates_in_window
-        uris = ", ".join(sql_str(lake.uri(k)) for k in files)
-        staging = lake.staging_key(key)
-        lake.prepare(staging)
-        con.execute(f"""
-            COPY (
-                SELECT {columns} FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
-                SEMI JOIN (SELECT source_file, source_line FROM _winners
-                           WHERE event_hour = TIMESTAMP '{hour:%Y-%m-%d %H:00:00}' AND NOT in_window) w
-                  ON l.source_file = w.source_file AND l.source_line = w.source_line
-                ORDER BY l.event_ts, l.event_id
-            ) TO {sql_str(lake.uri(staging))} (FORMAT parquet, COMPRESSION zstd)
-        """)
-        lake.publish(staging, key)
-        ledger.written_rows = con.execute(
-            f"SELECT num_rows FROM parquet_file_metadata({sql_str(lake.uri(key))})").fetchone()[0]
+        n_in, kept, in_hour, in_window = map(int, stats.get(hour, (0, 0, 0, 0)))
+        ledger.rows_in, ledger.rows_kept, ledger.duplicates_in_hour, ledger.duplicates_in_window = n_in, kept, in_hour, in_window
+        ledger.duplicates_dropped = in_hour + in_window
+        if kept:
+            lake.publish(f"{staging}/event_hour={format_hour(hour)}/{paths.DATA_FILE}", key)
+            written[key] = ledger
+        elif lake.exists(key):  # nothing left in this hour: neither is its file
+            lake.delete([key])
         ledgers.append(ledger)
+    if staging != paths.events_prefix(source):
+        lake.delete([staging])
+    if written:
+        uris = ", ".join(sql_str(lake.uri(k)) for k in written)
+        for file_name, n in con.execute(f"SELECT DISTINCT file_name, num_rows FROM parquet_file_metadata([{uris}])").fetchall():
+            for key, ledger in written.items():
+                if file_name == lake.uri(key):
+                    ledger.written_rows += n
     con.execute("DROP TABLE IF EXISTS _winners")
     return ledgers
 

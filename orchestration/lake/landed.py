@@ -69,6 +69,16 @@ def _staged(contract: SourceContract, landing: Store, files: list[tuple[str, str
     return {flat: pa.concat_tables(ts) for flat, ts in tables.items() if ts}
 
 
+EVENT_HOUR_SQL = "strftime(date_trunc('hour', event_ts), '%Y-%m-%dT%H')"
+
+
+def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, folder: str) -> None:
+    """COPY `query` (with a text `event_hour` column) into `folder/event_hour=H/part_0.parquet`."""
+    lake.prepare(folder + "/_")
+    con.execute(f"COPY ({query}) TO {sql_str(lake.uri(folder))} (FORMAT parquet, COMPRESSION zstd, "
+                f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
+
+
 def _write(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str) -> None:
     lake.prepare(key)
     con.execute(f"COPY ({query}) TO {sql_str(lake.uri(key))} (FORMAT parquet, COMPRESSION zstd)")
@@ -132,14 +142,12 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     ledger.late_events = sum(lateness.get(b, 0) for b in ("2-6h", "7-24h", "over_24h"))
     ledger.beyond_window = lateness.get("over_24h", 0)
 
-    # Write the whole partition to a staging place, then move it into place.
+    # Write the whole partition to a staging place (one COPY, a file per event hour), then move it into place.
     staging = lake.staging_key(partition)
-    written = []
-    for hour in sorted(new_hours):
-        key = f"{staging}/event_hour={format_hour(hour)}/{paths.DATA_FILE}"
-        _write(con, lake, f"SELECT {columns} FROM _typed WHERE reason IS NULL AND date_trunc('hour', event_ts) = "
-                          f"TIMESTAMP '{hour:%Y-%m-%d %H:00:00}' ORDER BY source_file, source_line", key)
-        written.append(key)
+    written = [f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}" for h in sorted(new_hours)]
+    if new_hours:
+        write_partitioned(con, lake, f"SELECT {columns}, {EVENT_HOUR_SQL} AS event_hour FROM _typed "
+                                     f"WHERE reason IS NULL ORDER BY event_hour, source_file, source_line", staging)
     for hour, n in new_hours.items():  # index first, so a reader never misses a landed file
         lake.write_bytes(paths.index_marker(source, hour, arrival_hour), str(n).encode())
     if written or old_keys:

@@ -8,7 +8,8 @@ from orchestration.contracts import SourceContract
 from orchestration.settings import format_hour, parse_hour
 from orchestration.storage import Store
 
-DATA_FILE = "data.parquet"
+DATA_FILE = "part_0.parquet"  # the one file DuckDB writes per hive partition (FILENAME_PATTERN part_{i})
+PARTITION_FILENAME_PATTERN = "part_{i}"
 
 
 def landed_partition(source: str, arrival_hour: datetime) -> str:
@@ -31,6 +32,10 @@ def index_marker(source: str, event_hour: datetime, arrival_hour: datetime) -> s
 
 def quarantine_file(source: str, arrival_hour: datetime) -> str:
     return f"{source}/quarantine/arrival_hour={format_hour(arrival_hour)}/{DATA_FILE}"
+
+
+def events_prefix(source: str) -> str:
+    return f"{source}/events"
 
 
 def events_file(source: str, event_hour: datetime) -> str:
