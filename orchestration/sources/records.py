@@ -156,9 +156,9 @@ SELECT
       WHEN raw IS NULL THEN 'empty record'
       WHEN NOT json_ok THEN 'not valid JSON'
       WHEN NOT is_object THEN 'not a JSON object'
-      ELSE nullif(array_to_string(list_filter([
+      ELSE nullif(concat_ws('; ',
         {rule_list}
-      ], x -> x IS NOT NULL), '; '), '')
+      ), '')
     END AS reason,
     raw
 FROM texts
