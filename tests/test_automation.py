@@ -1,0 +1,78 @@
+"""Automation: new landing files start their arrival hour; landed rows re-run the event hours they affect."""
+
+import gzip
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.definitions import build_definitions
+from orchestration.sensors import range_tags
+from orchestration.settings import Settings, format_hour
+
+UTC = timezone.utc
+
+
+def omny_file(landing: Path, arrival: datetime, name: str, events: list[tuple[str, datetime]]) -> None:
+    d = arrival
+    path = landing / f"omny/{d:%Y}/{d:%Y-%m}/{d:%Y-%m-%d}/{d:%Y-%m-%dT%H}10_000000.000_{name}.jsonl.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"EventId": i, "Program": {"Id": "p"}, "Clip": {"Id": "c"},
+                         "Download": {"DownloadedAtUtc": ts.strftime("%Y-%m-%dT%H:%M:%SZ")}}) for i, ts in events]
+    path.write_bytes(gzip.compress("\n".join(lines).encode()))
+
+
+def setup(tmp_path):
+    settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
+                        duckdb_path=str(tmp_path / "w.duckdb"), start=datetime(2026, 1, 1, tzinfo=UTC))
+    defs = build_definitions(settings)
+    return settings, defs, dg.DagsterInstance.ephemeral()
+
+
+def tick(defs, instance, name, cursor=None):
+    """One evaluation of the sensor `name`, as the daemon would run it."""
+    sensor_def = next(s for s in defs.sensors if s.name == name)
+    with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources, cursor=cursor) as ctx:
+        return sensor_def.evaluate_tick(ctx)
+
+
+def test_late_file_rebuilds_the_event_hours_it_affects(tmp_path):
+    settings, defs, instance = setup(tmp_path)
+    arrival = datetime(2026, 1, 6, 10, tzinfo=UTC)
+    # a late file: events of the day before, one of them a copy stamped later of an id landed earlier
+    omny_file(Path(settings.landing), datetime(2026, 1, 6, 2, tzinfo=UTC), "early", [("a", datetime(2026, 1, 6, 1, 30, tzinfo=UTC))])
+    omny_file(Path(settings.landing), arrival, "late", [("b", datetime(2026, 1, 5, 20, 5, tzinfo=UTC)),
+                                                       ("a", datetime(2026, 1, 5, 22, 0, tzinfo=UTC))])
+    assert not tick(defs, instance, "late_events_sensor").run_requests  # nothing landed yet
+
+    for hour in ("2026-01-06T02", "2026-01-06T10"):
+        dg.materialize(list(defs.assets), selection=[dg.AssetKey("omny_landed")], instance=instance,
+                       resources=defs.resources, partition_key=hour)
+    result = tick(defs, instance, "late_events_sensor")
+    (request,) = result.run_requests
+    assert request.asset_selection == [dg.AssetKey("omny_events")]
+    # 20 and 22 of the 5th are touched; 01 of the 6th holds a copy of "a" within 24 h of 22: affected
+    assert range_tags("2026-01-05T20", "2026-01-06T01").items() <= request.tags.items()
+
+    # the run it asks for, as the daemon would launch it: one run over the range
+    dg.materialize(list(defs.assets), selection=request.asset_selection, instance=instance,
+                   resources=defs.resources, tags=request.tags)
+    lake = Path(settings.lake) / "omny" / "events"
+    assert sorted(p.name for p in lake.iterdir() if not p.name.startswith(".")) == [
+        "event_hour=2026-01-05T20", "event_hour=2026-01-05T22"]  # "a" at 01 is now a duplicate
+    assert not tick(defs, instance, "late_events_sensor", result.cursor).run_requests  # nothing new since
+
+
+def test_new_files_in_a_recent_hour_start_its_landing(tmp_path):
+    settings, defs, instance = setup(tmp_path)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    omny_file(Path(settings.landing), now, "one", [("x", now)])
+    result = tick(defs, instance, "landing_files_sensor")
+    (request,) = result.run_requests
+    assert request.partition_key == format_hour(now) and request.asset_selection == [dg.AssetKey("omny_landed")]
+    again = tick(defs, instance, "landing_files_sensor", result.cursor)
+    assert not again.run_requests
+    omny_file(Path(settings.landing), now - timedelta(hours=1), "two", [("y", now - timedelta(hours=1))])
+    third = tick(defs, instance, "landing_files_sensor", result.cursor)
+    assert [r.partition_key for r in third.run_requests] == [format_hour(now - timedelta(hours=1))]
