@@ -12,7 +12,7 @@ from dagster_aws.s3 import S3Resource
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store, Store, duckdb_connection
 
-LAKE_MEMORY_LIMIT = "1GB"  # DuckDB spills past this: the lake layers stay well under 1.5 GB
+LAKE_MEMORY_LIMIT = "600MB"  # DuckDB spills past this; see bench/README.md for the peak it gives
 
 
 class StorageResource(dg.ConfigurableResource):

@@ -93,7 +93,7 @@ def build_event_hours(contract: SourceContract, lake: Store, start: datetime, en
             FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
             SEMI JOIN (SELECT source_file, source_line FROM _winners WHERE NOT in_window) w
               ON l.source_file = w.source_file AND l.source_line = w.source_line
-            ORDER BY event_hour, l.event_ts, l.event_id""", staging)
+            """, staging)
     written = {}
     for hour in targets:
         ledger = EventsLedger(source=source, event_hour=hour, arrival_hours=len(files_by_hour.get(hour, [])))

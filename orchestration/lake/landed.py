@@ -147,7 +147,7 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     written = [f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}" for h in sorted(new_hours)]
     if new_hours:
         write_partitioned(con, lake, f"SELECT {columns}, {EVENT_HOUR_SQL} AS event_hour FROM _typed "
-                                     f"WHERE reason IS NULL ORDER BY event_hour, source_file, source_line", staging)
+                                     f"WHERE reason IS NULL", staging)
     for hour, n in new_hours.items():  # index first, so a reader never misses a landed file
         lake.write_bytes(paths.index_marker(source, hour, arrival_hour), str(n).encode())
     if written or old_keys:

@@ -143,7 +143,7 @@ WITH checked AS (
       {typed_cols}
   FROM extracted
 )
-SELECT
+SELECT * EXCLUDE (raw), CASE WHEN reason IS NOT NULL THEN raw END AS raw FROM (SELECT
     {event_id} AS event_id,
     {event_ts} AS event_ts,
     {event_name}::VARCHAR AS event_name,
@@ -161,7 +161,7 @@ SELECT
       ), '')
     END AS reason,
     raw
-FROM texts
+FROM texts)
 """
 
 
