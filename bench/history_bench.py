@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-hour", type=int, default=2000)
     args = parser.parse_args()
-    for history in (24, 720):
+    for history in (720, 24, 720):
         print(f"one new hour after {history:4d} hours of history: {one_new_hour(history, args.per_hour):.2f} s")
 
 

@@ -62,9 +62,23 @@ WHERE event_hour >= TIMESTAMP '{start}' AND event_hour < TIMESTAMP '{end}'
 """
 
 
+CHUNK = timedelta(hours=24)  # event hours written per COPY: bounds memory on long backfills
+
+
 def build_event_hours(contract: SourceContract, lake: Store, start: datetime, end: datetime,
                       con: duckdb.DuckDBPyConnection) -> list[EventsLedger]:
-    """Materialise the event hours of [start, end) in one pass over the landed ids they need."""
+    """Materialise the event hours of [start, end), a day of hours at a time."""
+    ledgers, chunk_start = [], start
+    while chunk_start < end:
+        chunk_end = min(chunk_start + CHUNK, end)
+        ledgers.extend(_build_chunk(contract, lake, chunk_start, chunk_end, con))
+        chunk_start = chunk_end
+    return ledgers
+
+
+def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: datetime,
+                 con: duckdb.DuckDBPyConnection) -> list[EventsLedger]:
+    """The event hours of [start, end) in one pass over the landed ids they need."""
     source = contract.name
     window_hours = DEDUPE_WINDOW // timedelta(hours=1)
     files_by_hour = {h: paths.landed_files_for(source, lake, h) for h in hours_between(start - DEDUPE_WINDOW, end)}

@@ -20,6 +20,7 @@ from orchestration.storage import Store
 
 UTC = timezone.utc
 DEDUPE_WINDOW = timedelta(hours=24)
+CHUNK_HOURS = 24
 LATENESS_BUCKETS = ("ahead", "0-1h", "2-6h", "7-24h", "over_24h")
 
 
@@ -191,14 +192,17 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
                con: duckdb.DuckDBPyConnection) -> tuple[list[LandedLedger], list[str]]:
     """Materialise several arrival hours (one run); return their ledgers and the event hours
     affected: those touched, plus later hours (within 24 h) holding a copy of an id landed here."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP)")
-    ledgers = [land_hour(contract, landing, lake, hour, con, run_ids="_run_ids") for hour in arrival_hours]
-    affected = set()
-    for ledger in ledgers:
-        affected.update(ledger.event_hours_touched)
-        affected.update(ledger.event_hours_removed)
-    affected.update(_later_copies(contract, lake, con))
-    con.execute("DROP TABLE _run_ids")
+    ledgers, affected = [], set()
+    for i in range(0, len(arrival_hours), CHUNK_HOURS):  # a day at a time bounds the ids held
+        con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP)")
+        chunk = [land_hour(contract, landing, lake, hour, con, run_ids="_run_ids")
+                 for hour in arrival_hours[i : i + CHUNK_HOURS]]
+        for ledger in chunk:
+            affected.update(ledger.event_hours_touched)
+            affected.update(ledger.event_hours_removed)
+        affected.update(_later_copies(contract, lake, con))
+        con.execute("DROP TABLE _run_ids")
+        ledgers.extend(chunk)
     return ledgers, sorted(affected)
 
 
