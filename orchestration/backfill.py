@@ -66,7 +66,8 @@ def _metadata(result, key: dg.AssetKey) -> dict:
 def _run(defs: dg.Definitions, keys: list[dg.AssetKey], first: str, last: str, instance, report: BackfillReport):
     assets = list(defs.assets)
     result = dg.materialize(assets, selection=keys, instance=instance, resources=defs.resources,
-                            tags=range_tags(first, last), raise_on_error=False)
+                            tags=range_tags(first, last), raise_on_error=False,
+                            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             report.failed_checks.append(f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}: "
