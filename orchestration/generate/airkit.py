@@ -29,6 +29,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestration.generate.common import (
+    HOUR,
+    duplicate_deliveries,
+    floor_hour,
     Event,
     GenerationSummary,
     dumps,
@@ -42,7 +45,6 @@ from orchestration.generate.common import (
 from orchestration.generate.common import hours as hour_list
 
 SOURCE = "airkit"
-HOUR = timedelta(hours=1)
 
 APPS = [
     {"Id": "app-claims-portal", "Name": "Claims Portal",
@@ -210,11 +212,11 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     # 2. When it is delivered: the stream flushes within minutes; a share is up to 24 h late.
     delivered: list[Event] = []
     for e in events:
-        e.arrival_hour = _floor(e.ts + timedelta(seconds=rng.randrange(5, 300)) + lateness(rng))
+        e.arrival_hour = floor_hour(e.ts + timedelta(seconds=rng.randrange(5, 300)) + lateness(rng))
         if e.arrival_hour <= last:
             delivered.append(e)
     _force_across_midnight(delivered, last, rng)
-    summary.late = sum(1 for e in delivered if e.arrival_hour > _floor(e.ts))
+    summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few records missing a required field (delivered once, never duplicated).
     broken = rng.sample(range(len(delivered)), min(len(delivered), max(2, len(hrs) // 6)))
@@ -224,7 +226,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
 
     # 4. Duplicates: the same record re-delivered in the same hour, or in a later hour within 24 h.
     sound = [e for e in delivered if id(e.record) not in broken_ids]
-    copies = _duplicates(sound, last, rng)
+    copies = duplicate_deliveries(sound, last, rng)
     summary.duplicates = len(copies)
 
     # 5. Files: per arrival hour, app-events (one or two) and audit-logs; a few malformed lines.
@@ -259,40 +261,13 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     return summary
 
 
-def _floor(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
-
-
 def _force_across_midnight(events: list[Event], last: datetime, rng: random.Random) -> None:
     """Make one on-time event of a 23:00 hour arrive after midnight, when the range allows."""
     for e in events:
-        hour = _floor(e.ts)
+        hour = floor_hour(e.ts)
         if hour.hour == 23 and hour + 2 * HOUR <= last and e.arrival_hour == hour:
             e.arrival_hour = hour + timedelta(hours=rng.randint(2, min(8, (last - hour) // HOUR)))
             return
-
-
-def _duplicates(events: list[Event], last: datetime, rng: random.Random) -> list[Event]:
-    """Copies of delivered events: ~3 % again in the same hour, ~3 % in a later hour (< 24 h).
-    At least one of each kind when the range allows."""
-    copies = []
-    for e in events:
-        roll = rng.random()
-        if roll < 0.03:
-            copies.append(Event(e.ts, e.record, e.arrival_hour))
-        elif roll < 0.06:
-            later = e.arrival_hour + timedelta(hours=rng.randint(1, 23))
-            if later <= last:
-                copies.append(Event(e.ts, e.record, later))
-    arrival = {id(e.record): e.arrival_hour for e in events}
-    if events and not any(c.arrival_hour == arrival[id(c.record)] for c in copies):
-        copies.append(Event(events[0].ts, events[0].record, events[0].arrival_hour))
-    if not any(c.arrival_hour > arrival[id(c.record)] for c in copies):
-        for e in events:
-            if e.arrival_hour + HOUR <= last:
-                copies.append(Event(e.ts, e.record, e.arrival_hour + HOUR))
-                break
-    return copies
 
 
 def _malformed(sample: str, rng: random.Random) -> str:

@@ -36,6 +36,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestration.generate.common import (
+    HOUR,
+    duplicate_deliveries,
+    floor_hour,
     Event,
     GenerationSummary,
     dumps,
@@ -48,7 +51,6 @@ from orchestration.generate.common import (
 from orchestration.generate.common import hours as hour_list
 
 SOURCE = "altis"
-HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 SITES = [  # blogId, host, sections
@@ -186,11 +188,11 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     for e in events:
         arrived = e.ts + timedelta(milliseconds=rng.randrange(40, 4000)) + lateness(rng)
         e.record["arrival_timestamp"] = epoch_ms(arrived)
-        e.arrival_hour = _floor(arrived + timedelta(seconds=rng.randrange(0, 600)))
+        e.arrival_hour = floor_hour(arrived + timedelta(seconds=rng.randrange(0, 600)))
         if e.arrival_hour <= last:
             delivered.append(e)
     _force_across_midnight(delivered, last, rng)
-    summary.late = sum(1 for e in delivered if e.arrival_hour > _floor(e.ts))
+    summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few records missing a required field (batches only, never duplicated).
     broken = rng.sample(range(len(delivered)), min(len(delivered), max(2, len(hrs) // 6)))
@@ -200,7 +202,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     sound = [e for e in delivered if id(e.record) not in broken_ids]
 
     # 4. Batches re-delivered: the same hour, or a later hour within 24 h.
-    copies = _duplicates(sound, last, rng)
+    copies = duplicate_deliveries(sound, last, rng)
     summary.duplicates = len(copies)
 
     # 5. Batch files: two or three export runs per arrival hour; a few malformed lines.
@@ -232,7 +234,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
 
     # 6. Daily files, for the days wholly inside the range: the events of day D that had reached
     #    the backend when the export was pulled (00:30 the next day).
-    day = first if first.hour == 0 else _floor(first).replace(hour=0) + DAY
+    day = first if first.hour == 0 else floor_hour(first).replace(hour=0) + DAY
     days = 0
     while day + DAY <= end:
         pulled = epoch_ms(day + DAY + timedelta(minutes=30))
@@ -300,38 +302,11 @@ def _write_csv(path: Path, records: list[dict], rng: random.Random) -> int:
     return 1 if rows else 0
 
 
-def _floor(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
-
-
 def _force_across_midnight(events: list[Event], last: datetime, rng: random.Random) -> None:
     """Make one on-time event of a 23:00 hour arrive after midnight (its beacon sent late)."""
     for e in events:
-        hour = _floor(e.ts)
+        hour = floor_hour(e.ts)
         if hour.hour == 23 and hour + 2 * HOUR <= last and e.arrival_hour == hour:
             e.arrival_hour = hour + timedelta(hours=rng.randint(2, min(8, (last - hour) // HOUR)))
             e.record["arrival_timestamp"] = epoch_ms(e.arrival_hour + timedelta(minutes=rng.randrange(1, 50)))
             return
-
-
-def _duplicates(events: list[Event], last: datetime, rng: random.Random) -> list[Event]:
-    """Copies of delivered events: ~3 % again in the same hour, ~3 % in a later hour (< 24 h).
-    At least one of each kind when the range allows."""
-    copies = []
-    for e in events:
-        roll = rng.random()
-        if roll < 0.03:
-            copies.append(Event(e.ts, e.record, e.arrival_hour))
-        elif roll < 0.06:
-            later = e.arrival_hour + timedelta(hours=rng.randint(1, 23))
-            if later <= last:
-                copies.append(Event(e.ts, e.record, later))
-    arrival = {id(e.record): e.arrival_hour for e in events}
-    if events and not any(c.arrival_hour == arrival[id(c.record)] for c in copies):
-        copies.append(Event(events[0].ts, events[0].record, events[0].arrival_hour))
-    if not any(c.arrival_hour > arrival[id(c.record)] for c in copies):
-        for e in events:
-            if e.arrival_hour + HOUR <= last:
-                copies.append(Event(e.ts, e.record, e.arrival_hour + HOUR))
-                break
-    return copies

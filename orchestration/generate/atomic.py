@@ -42,6 +42,7 @@ import yaml
 
 from orchestration.generate.common import (
     UTC,
+    floor_hour,
     Event,
     GenerationSummary,
     dumps,
@@ -661,12 +662,8 @@ class _World:
         before = len(self.events)
         activity(t0)
         for ts, _, _ in self.events[before:]:
-            h = _floor_hour(ts)
+            h = floor_hour(ts)
             per_hour[h] = per_hour.get(h, 0) + 1
-
-
-def _floor_hour(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -706,7 +703,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     # arrival: the batch of the hour the event happened in, a share of them later (up to 23 h)
     deliveries: list[_Delivery] = []
     for seq, (ts, _, record) in enumerate(world.events):
-        own = _floor_hour(ts) + HOUR
+        own = floor_hour(ts) + HOUR
         arrival = own
         delay = lateness(rng, late_share=0.05, max_hours=23)
         if delay:
@@ -719,7 +716,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     batches: dict[datetime, list[tuple[tuple, dict]]] = {k: [] for k in batch_keys}
     for d in deliveries:
         batches[d.event.arrival_hour].append(((d.event.ts, d.seq), d.event.record))
-        if d.event.arrival_hour > _floor_hour(d.event.ts) + HOUR:
+        if d.event.arrival_hour > floor_hour(d.event.ts) + HOUR:
             summary.late += 1
 
     # invalid records: missing id, missing timestamp, one analyticsEvent outside the enum
@@ -809,16 +806,16 @@ def _ensure_late(deliveries: list[_Delivery], last: datetime, rng: random.Random
     """At least one late event when the window allows, and one crossing midnight when it spans one."""
 
     def late(d: _Delivery) -> bool:
-        return d.event.arrival_hour > _floor_hour(d.event.ts) + HOUR
+        return d.event.arrival_hour > floor_hour(d.event.ts) + HOUR
 
     def crosses(d: _Delivery) -> bool:  # its own batch is on one day, its delivery on the next
-        return late(d) and d.event.arrival_hour.date() > (_floor_hour(d.event.ts) + HOUR).date()
+        return late(d) and d.event.arrival_hour.date() > (floor_hour(d.event.ts) + HOUR).date()
 
     if not any(crosses(d) for d in deliveries):
         # an event of 21:00-23:59 delivered in the 02:00-04:00 batch of the next day
         options = []
         for d in deliveries:
-            own = _floor_hour(d.event.ts)
+            own = floor_hour(d.event.ts)
             if own.hour in (21, 22):
                 target = own.replace(hour=0) + timedelta(days=1, hours=rng.randint(2, 4))
                 if target <= last:
@@ -827,7 +824,7 @@ def _ensure_late(deliveries: list[_Delivery], last: datetime, rng: random.Random
             d, target = options[rng.randrange(len(options))]
             d.event.arrival_hour = target
     if not any(late(d) for d in deliveries):
-        options = [d for d in deliveries if _floor_hour(d.event.ts) + 3 * HOUR <= last]
+        options = [d for d in deliveries if floor_hour(d.event.ts) + 3 * HOUR <= last]
         if options:
             d = options[rng.randrange(len(options))]
-            d.event.arrival_hour = _floor_hour(d.event.ts) + 3 * HOUR
+            d.event.arrival_hour = floor_hour(d.event.ts) + 3 * HOUR

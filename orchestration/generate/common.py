@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 UTC = timezone.utc
+HOUR = timedelta(hours=1)
 
 
 @dataclass
@@ -89,3 +90,30 @@ def truncate_gzip(path: Path, keep_fraction: float = 0.6) -> None:
     """Cut a gzip file short, as an interrupted upload would."""
     data = path.read_bytes()
     path.write_bytes(data[: max(20, int(len(data) * keep_fraction))])
+
+
+def floor_hour(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def duplicate_deliveries(events: list[Event], last: datetime, rng: random.Random) -> list[Event]:
+    """Copies of delivered events: ~3 % again in the same hour, ~3 % in a later hour (< 24 h).
+    At least one of each kind when the range allows."""
+    copies = []
+    for e in events:
+        roll = rng.random()
+        if roll < 0.03:
+            copies.append(Event(e.ts, e.record, e.arrival_hour))
+        elif roll < 0.06:
+            later = e.arrival_hour + timedelta(hours=rng.randint(1, 23))
+            if later <= last:
+                copies.append(Event(e.ts, e.record, later))
+    arrival = {id(e.record): e.arrival_hour for e in events}
+    if events and not any(c.arrival_hour == arrival[id(c.record)] for c in copies):
+        copies.append(Event(events[0].ts, events[0].record, events[0].arrival_hour))
+    if not any(c.arrival_hour > arrival[id(c.record)] for c in copies):
+        for e in events:
+            if e.arrival_hour + HOUR <= last:
+                copies.append(Event(e.ts, e.record, e.arrival_hour + HOUR))
+                break
+    return copies

@@ -31,6 +31,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestration.generate.common import (
+    HOUR,
+    duplicate_deliveries,
+    floor_hour,
     Event,
     GenerationSummary,
     dumps,
@@ -44,7 +47,6 @@ from orchestration.generate.common import (
 from orchestration.generate.common import hours as hour_list
 
 SOURCE = "track"
-HOUR = timedelta(hours=1)
 
 CLIENTS = [  # (client kind, user agent, weight)
     ("web", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", 35),
@@ -162,11 +164,11 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
         else:
             received = e.ts
         e.record = {"event_id": new_uuid(rng), **e.record}
-        e.arrival_hour = _floor(received + timedelta(seconds=rng.randrange(0, 60)))
+        e.arrival_hour = floor_hour(received + timedelta(seconds=rng.randrange(0, 60)))
         if e.arrival_hour <= last:
             delivered.append(e)
     _force_across_midnight(delivered, last, rng)
-    summary.late = sum(1 for e in delivered if e.arrival_hour > _floor(e.ts))
+    summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few broken records, delivered once: a required field absent or empty, and one
     #    event_name over the 100-character limit.
@@ -189,7 +191,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     sound = [e for e in delivered if id(e.record) not in invalid_ids]
 
     # 4. Re-deliveries of the same stored record: the same hour, or a later hour within 24 h.
-    copies = _duplicates(sound, last, rng)
+    copies = duplicate_deliveries(sound, last, rng)
     summary.duplicates = len(copies)
 
     # 5. Files: two to four flushes per arrival hour; a few malformed lines.
@@ -237,41 +239,14 @@ def _boundary_event(hour: datetime, rng: random.Random) -> Event:
     return Event(ts=hour, record=rec, arrival_hour=hour)
 
 
-def _floor(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
-
-
 def _force_across_midnight(events: list[Event], last: datetime, rng: random.Random) -> None:
     """One event of a 23:00 hour from a client that came back online after midnight."""
     for e in events:
-        hour = _floor(e.ts)
+        hour = floor_hour(e.ts)
         if hour.hour == 23 and hour + 2 * HOUR <= last and e.arrival_hour == hour and "timestamp" in e.record:
             e.arrival_hour = hour + timedelta(hours=rng.randint(2, min(8, (last - hour) // HOUR)))
             e.record["received_at"] = iso_z(e.arrival_hour + timedelta(seconds=rng.randrange(1, 3000)))
             return
-
-
-def _duplicates(events: list[Event], last: datetime, rng: random.Random) -> list[Event]:
-    """Copies of delivered events: ~3 % again in the same hour, ~3 % in a later hour (< 24 h).
-    At least one of each kind when the range allows."""
-    copies = []
-    for e in events:
-        roll = rng.random()
-        if roll < 0.03:
-            copies.append(Event(e.ts, e.record, e.arrival_hour))
-        elif roll < 0.06:
-            later = e.arrival_hour + timedelta(hours=rng.randint(1, 23))
-            if later <= last:
-                copies.append(Event(e.ts, e.record, later))
-    arrival = {id(e.record): e.arrival_hour for e in events}
-    if events and not any(c.arrival_hour == arrival[id(c.record)] for c in copies):
-        copies.append(Event(events[0].ts, events[0].record, events[0].arrival_hour))
-    if not any(c.arrival_hour > arrival[id(c.record)] for c in copies):
-        for e in events:
-            if e.arrival_hour + HOUR <= last:
-                copies.append(Event(e.ts, e.record, e.arrival_hour + HOUR))
-                break
-    return copies
 
 
 def _malformed(sample: str, rng: random.Random) -> str:
