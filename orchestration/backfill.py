@@ -22,6 +22,7 @@ class BackfillReport:
     landed: dict[str, dict] = field(default_factory=dict)  # source -> landed metadata
     events: dict[str, dict] = field(default_factory=dict)  # source -> events metadata
     failed_checks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -46,6 +47,8 @@ class BackfillReport:
                 print(f"  {source} quarantine: {top}")
             if m.get("beyond_dedupe_window"):
                 print(f"  {source}: {m['beyond_dedupe_window']} events arrived more than 24 h late (kept)")
+        for note in self.notes:
+            print(f"NOTE {note}")
         for failure in self.failed_checks:
             print(f"FAILED CHECK {failure}")
         for error in self.errors:
@@ -101,6 +104,10 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
     for source in sources:
         report.landed[source] = _metadata(result, landed_key(source))
         affected.update(report.landed[source].get("event_hours_affected", []))
+    before_start = sorted(h for h in affected if parse_hour(h) < settings.start)
+    if before_start:
+        report.notes.append(f"{len(before_start)} event hours before WAREHOUSE_START ({format_hour(settings.start)}) "
+                            f"hold landed rows but have no events partition: {before_start[0]} … {before_start[-1]}")
     affected = {h for h in affected if parse_hour(h) >= settings.start}
     if report.ok and affected:
         result = _run(defs, [events_key(s) for s in sources], min(affected), max(affected), instance, report)
