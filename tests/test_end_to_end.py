@@ -149,3 +149,15 @@ def test_rerunning_changes_nothing_and_a_second_delivery_adds_nothing(warehouse,
 def before_rows(snapshot, source, arrival_hour):
     prefix = f"{source}/landed/arrival_hour={format_hour(arrival_hour)}/"
     return sum(len(rows) for k, rows in snapshot.items() if k.startswith(prefix))
+
+
+def test_events_before_the_first_partition_are_reported_not_dropped_silently(tmp_path):
+    generate_all(tmp_path / "landing", START, 4, seed=3, sources=("omny",))
+    first = START + timedelta(hours=2)
+    settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
+                        duckdb_path=str(tmp_path / "w.duckdb"), start=first)
+    report = run_backfill(settings, first, first + timedelta(hours=2), ["omny"])
+    assert report.ok
+    (note,) = report.notes
+    assert "before WAREHOUSE_START (2026-01-05T02) hold landed rows" in note
+    assert report.landed["omny"]["rows_landed"] > report.events["omny"]["rows_in"]
