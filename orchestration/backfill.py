@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import dagster as dg
+import duckdb
 
 from orchestration.assets.ingestion import LEDGER_CHECK, events_key, landed_key
+from orchestration.checks.marts import window_query
+from orchestration.contracts import load_mart_contracts, load_source_contracts
 from orchestration.definitions import build_definitions
 from orchestration.sensors import range_tags
 from orchestration.settings import Settings, format_hour, parse_hour
@@ -21,9 +24,12 @@ class BackfillReport:
     end: datetime
     landed: dict[str, dict] = field(default_factory=dict)  # source -> landed metadata
     events: dict[str, dict] = field(default_factory=dict)  # source -> events metadata
+    marts: dict[str, tuple[int, int]] = field(default_factory=dict)  # mart -> (rows, rows in window)
+    marts_window: tuple[datetime, datetime] | None = None
     failed_checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    duckdb_path: str = ""
 
     @property
     def ok(self) -> bool:
@@ -47,6 +53,10 @@ class BackfillReport:
                 print(f"  {source} quarantine: {top}")
             if m.get("beyond_dedupe_window"):
                 print(f"  {source}: {m['beyond_dedupe_window']} events arrived more than 24 h late (kept)")
+        if self.marts_window:
+            lo, hi = self.marts_window
+            print(f"\nMarts in {self.duckdb_path}, rebuilt over event hours [{format_hour(lo)}, {format_hour(hi)})")
+            _print_table(["mart", "rows", "rows_in_window"], [[m, *n] for m, n in self.marts.items()])
         for note in self.notes:
             print(f"NOTE {note}")
         for failure in self.failed_checks:
@@ -67,7 +77,7 @@ def _metadata(result, key: dg.AssetKey) -> dict:
 
 
 def _run(defs: dg.Definitions, keys: list[dg.AssetKey], first: str, last: str, instance, report: BackfillReport):
-    assets = list(defs.assets)
+    assets = [*defs.assets, *defs.asset_checks]
     result = dg.materialize(assets, selection=keys, instance=instance, resources=defs.resources,
                             tags=range_tags(first, last), raise_on_error=False,
                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
@@ -90,12 +100,12 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
     if start < settings.start:
         raise ValueError(f"--start is before the first partition {format_hour(settings.start)} (WAREHOUSE_START)")
     defs = build_definitions(settings)
-    known = sorted({k.to_user_string().rsplit("_", 1)[0] for k in defs.resolve_asset_graph().get_all_asset_keys()})
+    known = sorted(load_source_contracts())
     sources = sources or known
     unknown = set(sources) - set(known)
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; known: {known}")
-    report = BackfillReport(start=start, end=end)
+    report = BackfillReport(start=start, end=end, duckdb_path=settings.duckdb_path)
     instance = _instance()
 
     result = _run(defs, [landed_key(s) for s in sources], format_hour(start), format_hour(end - timedelta(hours=1)),
@@ -113,4 +123,29 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
         result = _run(defs, [events_key(s) for s in sources], min(affected), max(affected), instance, report)
         for source in sources:
             report.events[source] = _metadata(result, events_key(source))
+    if report.ok and affected:
+        first, last = min(affected), max(affected)
+        _run(defs, mart_asset_keys(defs), first, last, instance, report)
+        report.marts_window = (parse_hour(first), parse_hour(last) + timedelta(hours=1))
+        report.marts = mart_summary(settings.duckdb_path, report.marts_window)
     return report
+
+
+def mart_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
+    """Every asset the dbt project defines (staging views and marts)."""
+    return sorted((k for a in defs.assets if a.op.name == "warehouse_dbt" for k in a.keys), key=str)
+
+
+def mart_summary(duckdb_path: str, window: tuple[datetime, datetime]) -> dict[str, tuple[int, int]]:
+    """Rows of each mart, in all and in the window, as the analyst will find them."""
+    if not os.path.exists(duckdb_path):
+        return {}
+    out = {}
+    with duckdb.connect(duckdb_path, read_only=True) as con:
+        tables = {r[0] for r in con.sql("select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
+        for name, mart in load_mart_contracts().items():
+            if mart.relation in tables:
+                total = con.sql(f"select count(*) from {mart.relation}").fetchone()[0]
+                in_window = con.sql(f"select count(*) from ({window_query(mart, window)})").fetchone()[0]
+                out[name] = (total, in_window)
+    return out

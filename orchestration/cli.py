@@ -43,7 +43,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts(args: argparse.Namespace) -> int:
-    from orchestration.contracts import CONTRACTS_DIR, ContractError, load_contract, source_contract
+    from orchestration.contracts import CONTRACTS_DIR, ContractError, mart_contract, source_contract
+    from orchestration.dbt_yaml import stale_files, write_dbt_yaml
 
     failed = 0
     for path in sorted(CONTRACTS_DIR.rglob("*.yaml")):
@@ -52,12 +53,21 @@ def cmd_contracts(args: argparse.Namespace) -> int:
                 c = source_contract(path, strict=True)
                 print(f"ok    {path.relative_to(CONTRACTS_DIR)}  ({len(c.fields)} fields, id: {c.id_field or 'fingerprint'})")
             else:
-                load_contract(path, strict=True)
-                print(f"ok    {path.relative_to(CONTRACTS_DIR)}")
+                m = mart_contract(path, strict=True)
+                print(f"ok    {path.relative_to(CONTRACTS_DIR)}  ({len(m.columns)} columns, key: {', '.join(m.primary_key)})")
         except ContractError as exc:
             failed += 1
             print(f"FAIL  {exc}")
-    return 1 if failed else 0
+    if failed:
+        return 1
+    if args.write_dbt:
+        for path in write_dbt_yaml():
+            print(f"wrote {path}")
+    elif stale_files():
+        print("FAIL  the dbt schema files are out of date with the contracts: "
+              "python -m orchestration contracts --write-dbt")
+        return 1
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(func=cmd_backfill)
 
     c = sub.add_parser("contracts", help="validate every data contract against the ODCS v3 JSON schema")
+    c.add_argument("--write-dbt", action="store_true",
+                   help="regenerate dbt_project's schema YAML (sources, mart contracts and tests) from the contracts")
     c.set_defaults(func=cmd_contracts)
 
     d = sub.add_parser("demo", help="generate a day of samples into the landing folder and backfill it")

@@ -239,3 +239,89 @@ def load_source_contracts(directory: Path | None = None, strict: bool = False) -
         contract = source_contract(path, strict)
         out[contract.name] = contract
     return out
+
+
+# --- Mart contracts (outputs): what the dbt marts promise analysts -------------------------------
+
+@dataclass(frozen=True)
+class MartColumn:
+    name: str
+    data_type: str  # DuckDB type, the contract's physicalType
+    required: bool = False
+    primary_key_position: int | None = None
+    enum: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class QualityRule:
+    name: str
+    description: str
+    kind: str  # "sql" (run by dbt) or "great-expectations"
+    query: str | None = None
+    must_be: Any = None
+    expectation: str | None = None
+    kwargs: dict | None = None
+
+
+@dataclass(frozen=True)
+class MartContract:
+    name: str  # the dbt model
+    relation: str  # schema.table in the DuckDB file
+    description: str
+    columns: tuple[MartColumn, ...]
+    rules: tuple[QualityRule, ...]
+    path: Path
+    window_column: str | None = None  # the time column a partition window selects rows by
+
+    @property
+    def primary_key(self) -> list[str]:
+        keyed = [c for c in self.columns if c.primary_key_position is not None]
+        return [c.name for c in sorted(keyed, key=lambda c: c.primary_key_position)]
+
+
+def mart_contract(path: Path, strict: bool = False) -> MartContract:
+    doc = load_contract(path, strict)
+    if not doc.schema_ or len(doc.schema_) != 1:
+        raise ContractError(f"{path}: a mart contract describes exactly one table")
+    table = doc.schema_[0]
+    columns = []
+    for p in table.properties or []:
+        if not p.physicalType:
+            raise ContractError(f"{path}: column {p.name} needs a physicalType (its DuckDB type)")
+        opts = p.logicalTypeOptions or {}
+        columns.append(MartColumn(
+            name=p.name, data_type=p.physicalType.upper(), required=bool(p.required),
+            primary_key_position=(p.primaryKeyPosition or 1) if p.primaryKey else None,
+            enum=tuple(e.value for e in p.enum) if p.enum else None,
+            minimum=opts.get("minimum"), maximum=opts.get("maximum"), pattern=opts.get("pattern"),
+            description=(p.description or "").strip(),
+        ))
+    rules = []
+    for q in table.quality or []:
+        name = q.name or ""
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ContractError(f"{path}: quality rule needs a snake_case name, got {name!r}")
+        if q.type == "sql":
+            rules.append(QualityRule(name=name, description=q.description or "", kind="sql",
+                                     query=q.query, must_be=q.mustBe))
+        elif q.type == "custom" and q.engine == "great-expectations":
+            impl = q.implementation if isinstance(q.implementation, dict) else {}
+            if not impl.get("expectation"):
+                raise ContractError(f"{path}: rule {name}: implementation.expectation is required")
+            rules.append(QualityRule(name=name, description=q.description or "", kind="great-expectations",
+                                     expectation=impl["expectation"], kwargs=dict(impl.get("kwargs") or {})))
+        else:
+            raise ContractError(f"{path}: rule {name}: only `sql` and `custom` great-expectations rules are supported")
+    desc = doc.description.purpose if doc.description and doc.description.purpose else ""
+    return MartContract(name=doc.name, relation=table.physicalName or f"marts.{doc.name}",
+                        description=" ".join(desc.split()), columns=tuple(columns), rules=tuple(rules),
+                        path=Path(path), window_column=_custom(doc).get("windowColumn"))
+
+
+def load_mart_contracts(directory: Path | None = None, strict: bool = False) -> dict[str, MartContract]:
+    directory = Path(directory or CONTRACTS_DIR / "marts")
+    return {c.name: c for c in (mart_contract(p, strict) for p in sorted(directory.glob("*.yaml")))}

@@ -11,7 +11,9 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.assets.ingestion import build_ingestion_assets
-from orchestration.contracts import load_source_contracts
+from orchestration.assets.marts import build_dbt_assets
+from orchestration.checks.marts import build_mart_checks
+from orchestration.contracts import load_mart_contracts, load_source_contracts
 from orchestration.partitions import arrival_hour_partitions, event_hour_partitions
 from orchestration.resources import build_resources
 from orchestration.schedules import build_schedules
@@ -24,9 +26,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     arrival, event = arrival_hour_partitions(settings), event_hour_partitions(settings)
     contracts = load_source_contracts()
     assets = [a for c in contracts.values() for a in build_ingestion_assets(c, arrival, event)]
+    dbt = build_dbt_assets(event)
     return dg.Definitions(
-        assets=assets,
-        sensors=build_sensors(contracts, settings),
+        assets=[*assets, dbt],
+        asset_checks=[build_mart_checks(load_mart_contracts())],
+        sensors=build_sensors(contracts, settings, mart_keys=sorted(dbt.keys, key=str)),
         schedules=build_schedules(contracts, settings),
         resources=build_resources(settings),
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import dagster as dg
 import duckdb
 from dagster_aws.s3 import S3Resource
+from dagster_dbt import DbtCliResource
 
+from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store, Store, duckdb_connection
 
@@ -48,4 +51,24 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "landing": StorageResource(root=settings.landing, s3=s3),
         "lake": StorageResource(root=settings.lake, s3=s3),
+        "warehouse": WarehouseResource(path=settings.duckdb_path),
+        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                              dbt_executable=DBT_EXECUTABLE),
     }
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB file of the dbt models: written by the dbt step only, read by the checks."""
+
+    path: str
+
+    def prepare(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def read_only(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = duckdb.connect(self.path, read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()

@@ -24,7 +24,9 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
 
 
-def build_sensors(contracts: dict[str, SourceContract], settings: Settings) -> list[dg.SensorDefinition]:
+def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
+                  mart_keys: list[dg.AssetKey] | None = None) -> list[dg.SensorDefinition]:
+    """`mart_keys`: the dbt assets the marts sensor rebuilds after event hours change."""
     landed_keys = [landed_key(s) for s in contracts]
 
     @dg.sensor(
@@ -83,4 +85,27 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings) -> l
         context.update_cursor(json.dumps(cursor))
         return requests
 
-    return [landing_files_sensor, late_events_sensor]
+    @dg.sensor(
+        name="marts_sensor", minimum_interval_seconds=60, target=mart_keys or None,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After event hours change, rebuilds the dbt marts over those hours in one run.",
+    )
+    def marts_sensor(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        hours: set[str] = set()
+        for source in contracts:
+            result = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=events_key(source), after_storage_id=cursor.get(source)),
+                limit=5000, ascending=True)
+            for record in result.records:
+                if record.asset_materialization and record.asset_materialization.partition:
+                    hours.add(record.asset_materialization.partition)
+                cursor[source] = max(cursor.get(source) or 0, record.storage_id)
+        context.update_cursor(json.dumps(cursor))
+        if not hours:
+            return []
+        first, last = min(hours), max(hours)
+        return [dg.RunRequest(run_key=f"marts|{first}|{last}|{max(cursor.values())}", asset_selection=mart_keys,
+                              tags=range_tags(first, last))]
+
+    return [landing_files_sensor, late_events_sensor] + ([marts_sensor] if mart_keys else [])

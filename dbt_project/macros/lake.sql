@@ -1,0 +1,21 @@
+{#- The events layer of one source, as written by the Dagster events assets:
+    {lake_root}/{source}/events/event_hour=H/*.parquet. A source with no events yet reads as an
+    empty relation with the columns of its contract (models/staging/_sources.yml). -#}
+{% macro lake_root() -%}
+    {{ return(var('lake_root', env_var('WAREHOUSE_LAKE', '../data/lake')) | string | trim) }}
+{%- endmacro %}
+
+{% macro lake_events(source_name) -%}
+    {%- set relation = source('lake', source_name ~ '_events') -%}
+    {%- set files = lake_root() ~ '/' ~ source_name ~ '/events/event_hour=*/*.parquet' -%}
+    {%- set found = 1 -%}
+    {%- if execute -%}
+        {%- set found = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if found > 0 -%}
+        read_parquet('{{ files }}', hive_partitioning = true, hive_types_autocast = false, union_by_name = true)
+    {%- else -%}
+        {%- set node = graph.sources['source.warehouse.lake.' ~ source_name ~ '_events'] -%}
+        (select {% for column in node.columns.values() %}null::{{ column.data_type }} as {{ column.name }}, {% endfor %}null::varchar as event_hour where false)
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,126 @@
+"""The dbt project's schema YAML, written from the data contracts (one source of truth):
+sources from the source contracts, mart model contracts and tests from the mart contracts.
+
+`python -m orchestration contracts --write-dbt` regenerates the files; a test fails when they
+are out of date with the contracts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from orchestration.contracts import CONTRACTS_DIR, MartContract, SourceContract
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+# The dbt of this environment (dagster-dbt would look on PATH).
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
+SOURCES_YML = DBT_PROJECT_DIR / "models" / "staging" / "_sources.yml"
+MARTS_YML = DBT_PROJECT_DIR / "models" / "marts" / "_marts.yml"
+HEADER = "# Generated from data_contracts/ by `python -m orchestration contracts --write-dbt`: do not edit.\n"
+
+LEADING_DESCRIPTIONS = {
+    "event_id": "The event's id: the vendor's id field, or a fingerprint of the record. Unique per event hour after dedupe.",
+    "event_ts": "When the event happened (UTC); it decides the event hour.",
+    "event_name": "The event's name.",
+    "arrival_hour": "The hour the export file carrying the kept copy arrived (UTC).",
+    "source_file": "The landing key of the export file the kept copy came from.",
+    "source_line": "The line (or row) of that file.",
+}
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(CONTRACTS_DIR.parent))
+
+
+def sources_yaml(contracts: dict[str, SourceContract]) -> str:
+    tables = []
+    for name, c in sorted(contracts.items()):
+        described = {f.column: f.description for f in c.fields if f.description}
+        columns = [{"name": col, "data_type": typ.lower(),
+                    "description": " ".join((LEADING_DESCRIPTIONS.get(col) or described.get(col) or "").split())}
+                   for col, typ in c.lake_schema().items()]
+        tables.append({
+            "name": f"{name}_events",
+            "description": " ".join(c.description.split()) + " Deduplicated events, one Parquet file per event hour.",
+            "meta": {"data_contract": _relative(c_path(name)),
+                     "location": "{lake_root}/" + name + "/events/event_hour={YYYY-MM-DDTHH}/part_0.parquet"},
+            "columns": columns,
+        })
+    doc = {"version": 2, "sources": [{
+        "name": "lake",
+        "description": "The events layer of the Parquet lake, written by the Dagster `<source>_events` assets. "
+                       "Read through the `lake_events` macro (external Parquet, hive-partitioned by event_hour).",
+        "tables": tables,
+    }]}
+    return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
+
+
+def c_path(source: str) -> Path:
+    return CONTRACTS_DIR / "sources" / f"{source}.yaml"
+
+
+def _column_tests(col: MartContract, c) -> list:
+    tests: list = []
+    if c.enum:
+        tests.append({"accepted_values": {"arguments": {"values": list(c.enum)}}})
+    if c.minimum is not None or c.maximum is not None:
+        args = {k: v for k, v in (("min_value", c.minimum), ("max_value", c.maximum)) if v is not None}
+        tests.append({"accepted_range": {"arguments": args}})
+    if c.pattern:
+        tests.append({"matches_pattern": {"arguments": {"pattern": c.pattern}}})
+    return tests
+
+
+def marts_yaml(marts: dict[str, MartContract]) -> str:
+    models = []
+    for name, m in sorted(marts.items()):
+        columns = []
+        for c in m.columns:
+            column = {"name": c.name, "data_type": c.data_type.lower(), "description": c.description}
+            if c.required:
+                column["constraints"] = [{"type": "not_null"}]
+            tests = _column_tests(m, c)
+            if m.primary_key == [c.name]:
+                tests.insert(0, "unique")
+            if tests:
+                column["data_tests"] = tests
+            columns.append(column)
+        model_tests: list = []
+        if len(m.primary_key) > 1:
+            model_tests.append({"unique_combination": {"arguments": {"columns": m.primary_key}}})
+        for r in m.rules:
+            if r.kind == "sql":
+                model_tests.append({"contract_sql_rule": {
+                    "name": f"{name}__{r.name}",
+                    "description": r.description,
+                    "arguments": {"query": r.query, "must_be": r.must_be}}})
+        model = {"name": name, "description": m.description,
+                 "config": {"contract": {"enforced": True}, "meta": {"data_contract": _relative(m.path)}}}
+        if model_tests:
+            model["data_tests"] = model_tests
+        model["columns"] = columns
+        models.append(model)
+    return HEADER + yaml.safe_dump({"version": 2, "models": models}, sort_keys=False, width=120, allow_unicode=True)
+
+
+def expected_files() -> dict[Path, str]:
+    from orchestration.contracts import load_mart_contracts, load_source_contracts
+
+    return {SOURCES_YML: sources_yaml(load_source_contracts()), MARTS_YML: marts_yaml(load_mart_contracts())}
+
+
+def stale_files() -> list[Path]:
+    return [p for p, text in expected_files().items() if not p.exists() or p.read_text() != text]
+
+
+def write_dbt_yaml() -> list[Path]:
+    """Write the generated files; returns those that changed."""
+    changed = []
+    for path, text in expected_files().items():
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            changed.append(path)
+    return changed

@@ -1,0 +1,241 @@
+"""The dbt marts, built for real in DuckDB through Dagster on generated exports, checked against
+values computed independently here from the events layer."""
+
+import json
+import shutil
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orchestration.backfill import mart_asset_keys, run_backfill
+from orchestration.definitions import build_definitions
+from orchestration.generate import generate_all
+from orchestration.sensors import range_tags
+from orchestration.settings import Settings, format_hour
+
+UTC = timezone.utc
+START = datetime(2026, 1, 5, 20, tzinfo=UTC)  # crosses midnight: two UTC days
+HOURS = 8
+GAP = timedelta(minutes=30)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("marts")
+    generate_all(root / "landing", START, HOURS, seed=5)
+    settings = Settings(landing=str(root / "landing"), lake=str(root / "lake"),
+                        duckdb_path=str(root / "warehouse.duckdb"), start=datetime(2026, 1, 1, tzinfo=UTC))
+    report = run_backfill(settings, START, START + timedelta(hours=HOURS + 1), None)
+    assert report.ok, report.errors + report.failed_checks
+    return root, settings, report
+
+
+def lake_rows(settings: Settings, source: str, columns: str) -> list[tuple]:
+    return duckdb.sql(f"select {columns} from read_parquet('{settings.lake}/{source}/events/*/*.parquet', "
+                      "hive_partitioning = false)").fetchall()
+
+
+def query(settings: Settings, sql: str) -> list[tuple]:
+    with duckdb.connect(settings.duckdb_path, read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def marts_snapshot(settings: Settings) -> dict[str, list]:
+    with duckdb.connect(settings.duckdb_path, read_only=True) as con:
+        tables = [r[0] for r in con.sql("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()]
+        return {t: con.sql(f"select * from marts.{t} order by all").fetchall() for t in sorted(tables)}
+
+
+def gap_sessions(events: list[tuple[str, datetime]]) -> dict[str, list[tuple[datetime, datetime, int]]]:
+    """(user, event time) → per user, the sessions split at more than 30 minutes of inactivity."""
+    by_user = defaultdict(list)
+    for user, ts in events:
+        by_user[user].append(ts)
+    out = {}
+    for user, times in by_user.items():
+        times.sort()
+        sessions, first, last, n = [], times[0], times[0], 1
+        for ts in times[1:]:
+            if ts - last > GAP:
+                sessions.append((first, last, n))
+                first, n = ts, 0
+            last, n = ts, n + 1
+        sessions.append((first, last, n))
+        out[user] = sessions
+    return out
+
+
+def run_marts(settings: Settings, first: str, last: str) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(settings)
+    return dg.materialize([*defs.assets, *defs.asset_checks], selection=mart_asset_keys(defs),
+                          resources=defs.resources, tags=range_tags(first, last), raise_on_error=False,
+                          instance=dg.DagsterInstance.ephemeral())
+
+
+def test_backfill_builds_every_mart_and_prints_them(built, capsys):
+    _, settings, report = built
+    assert set(report.marts) >= {"fct_sessions", "fct_audit_events", "fct_platform_hourly", "fct_download_geo_daily"}
+    assert all(rows > 0 for rows, _ in report.marts.values()), report.marts
+    report.print()
+    out = capsys.readouterr().out
+    assert "fct_download_geo_daily" in out and "rows_in_window" in out
+
+
+def test_downloads_per_country_per_day_are_the_distinct_event_ids(built):
+    _, settings, _ = built
+    expected = defaultdict(set)
+    for event_id, ts, country in lake_rows(settings, "omny", "event_id, event_ts, geo_country_iso_code"):
+        expected[(ts.date(), country or "ZZ")].add(event_id)
+    got = dict(((d, c), n) for d, c, n in query(
+        settings, "select download_date, country_code, sum(downloads) from marts.fct_download_geo_daily group by all"))
+    assert got == {k: len(v) for k, v in expected.items()}
+    assert len({d for d, _ in got}) >= 2, "the window crosses midnight"
+    assert ("ZZ" in {c for _, c in got}), "downloads without Geo are counted under the unknown location"
+
+
+def test_listeners_and_device_split_add_up(built):
+    _, settings, _ = built
+    bad = query(settings, """select * from marts.fct_download_geo_daily
+        where downloads_mobile + downloads_desktop + downloads_tablet + downloads_other_devices <> downloads
+           or listeners > downloads or listeners < 1""")
+    assert bad == []
+
+
+def test_raw_ip_addresses_never_reach_a_mart(built):
+    _, settings, _ = built
+    ips = {r[0] for r in lake_rows(settings, "omny", "download_ip_address") if r[0]}
+    assert ips
+    text = json.dumps(marts_snapshot(settings), default=str)
+    assert not [ip for ip in ips if ip in text]
+
+
+def test_altis_sessions_split_at_30_minutes_of_inactivity(built):
+    _, settings, _ = built
+    expected = gap_sessions(lake_rows(settings, "altis", "endpoint_id, event_ts"))
+    got = defaultdict(list)
+    for group, started, ended, events in query(
+            settings, "select session_group, started_at, ended_at, events from marts.fct_sessions where source = 'altis'"):
+        got[group].append((started, ended, events))
+    assert {u: sorted(s) for u, s in got.items()} == expected
+    assert any(len(s) > 1 for s in expected.values()), "some endpoint has two sessions"
+
+
+def test_named_sessions_are_one_row_each(built):
+    _, settings, _ = built
+    for source, column in (("airkit", "session_id"), ("track", "session_id")):
+        where = "category = 'Session' and " if source == "airkit" else ""
+        expected = Counter(r[0] for r in duckdb.sql(
+            f"select {column} from read_parquet('{settings.lake}/{source}/events/*/*.parquet') "
+            f"where {where}{column} is not null").fetchall())
+        got = dict(query(settings, f"select session_id, events from marts.fct_sessions where source = '{source}'"))
+        assert got == dict(expected), source
+
+
+def test_card_funnel_counts_each_card_once_per_stage(built):
+    _, settings, _ = built
+    stages = {"card-published": "published_at", "card-displayed": "displayed_at", "card-completed": "completed_at",
+              "card-dismissed": "dismissed_at", "card-snoozed": "snoozed_at"}
+    expected = defaultdict(set)
+    events = Counter()
+    for card, template, event, test_source in lake_rows(
+            settings, "atomic", "card_context_card_instance_id, card_context_card_template_id, analytics_event, "
+                                "platform_context_trigger_event_source"):
+        if card and event in stages:
+            expected[(template, test_source == "test", stages[event])].add(card)
+            events[(template, test_source == "test", stages[event])] += 1
+    assert any(events[k] > len(v) for k, v in expected.items()), "some card reached a stage twice"
+    got = {}
+    for template, is_test, *counts in query(settings, f"""select card_template_id, is_test,
+            {', '.join(f'count({c})' for c in stages.values())} from marts.fct_card_funnel group by all"""):
+        for stage, n in zip(stages.values(), counts):
+            if n:
+                got[(template, is_test, stage)] = n
+    assert got == {k: len(v) for k, v in expected.items()}
+    assert {k[1] for k in got} == {False, True}, "test cards are flagged apart from live ones"
+
+
+def test_audit_mart_has_one_row_per_audit_event(built):
+    _, settings, _ = built
+    expected = {r[0] for r in duckdb.sql(f"select event_id from read_parquet('{settings.lake}/airkit/events/*/*.parquet') "
+                                         "where category = 'Audit'").fetchall()}
+    got = query(settings, "select audit_event_id, actor_id, action, outcome, occurred_at from marts.fct_audit_events")
+    assert {r[0] for r in got} == expected and len(got) == len(expected)
+    assert all(r[1] and r[2] and r[3] and r[4] for r in got)
+
+
+def test_platform_hourly_counts_every_event(built):
+    _, settings, _ = built
+    for source in ("airkit", "track", "atomic", "altis", "omny"):
+        expected = Counter(ts.replace(minute=0, second=0, microsecond=0) for (ts,) in lake_rows(settings, source, "event_ts"))
+        got = dict(query(settings, f"select event_hour, sum(events) from marts.fct_platform_hourly "
+                                   f"where source = '{source}' group by 1"))
+        assert got == dict(expected), source
+    errors = query(settings, "select sum(errors) from marts.fct_platform_hourly where source = 'airkit'")[0][0]
+    expected_errors = duckdb.sql(f"select count(*) from read_parquet('{settings.lake}/airkit/events/*/*.parquet') "
+                                 "where level = 'Error' or outcome = 'Failure'").fetchone()[0]
+    assert errors == expected_errors > 0
+
+
+def test_rerunning_a_window_changes_nothing(built):
+    _, settings, _ = built
+    before = marts_snapshot(settings)
+    result = run_marts(settings, format_hour(START + timedelta(hours=2)), format_hour(START + timedelta(hours=4)))
+    assert result.success
+    assert marts_snapshot(settings) == before
+
+
+def test_a_late_event_extends_its_session(built):
+    root, settings, _ = built
+    # The Altis endpoint's first session: an event 10 minutes after its end arrives a day late.
+    group, started, ended, events = query(settings, """select session_group, started_at, ended_at, events
+        from marts.fct_sessions where source = 'altis' order by started_at, session_group limit 1""")[0]
+    sessions_before = query(settings, "select count(*) from marts.fct_sessions where source = 'altis'")[0][0]
+    late_ts = ended + timedelta(minutes=10)
+    arrival = START + timedelta(hours=HOURS + 3)
+    record = {"event_type": "pageView", "event_timestamp": int(late_ts.replace(tzinfo=UTC).timestamp() * 1000),
+              "endpoint": {"Id": group, "Attributes": {"DeviceType": ["Mobile"]}},
+              "attributes": {"url": "https://example.org/late", "blogId": "3"}}
+    folder = root / "landing" / "altis" / "batches" / f"{arrival:%Y-%m-%d}" / f"{arrival:%H}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "late.ndjson").write_text(json.dumps(record) + "\n")
+
+    report = run_backfill(settings, arrival, arrival + timedelta(hours=1), ["altis"])
+    assert report.ok, report.errors + report.failed_checks
+    rows = query(settings, f"""select started_at, ended_at, events from marts.fct_sessions
+        where source = 'altis' and session_group = '{group}' and started_at = TIMESTAMP '{started}'""")
+    assert rows == [(started, late_ts, events + 1)]
+    assert query(settings, "select count(*) from marts.fct_sessions where source = 'altis'")[0][0] == sessions_before
+
+
+def test_a_mart_breaking_its_contract_fails_its_check_naming_rule_and_row(built, tmp_path):
+    root, settings, _ = built
+    # A bad row in the layer below: an Airkit session event with a device class outside the contract.
+    hour = START + timedelta(hours=3)
+    part = Path(settings.lake) / "airkit" / "events" / f"event_hour={format_hour(hour)}" / "part_0.parquet"
+    backup = tmp_path / "part_0.parquet"
+    shutil.copy(part, backup)
+    # A session all of whose events happened in that hour.
+    session = query(settings, f"""select session_id from marts.fct_sessions where source = 'airkit'
+        and started_at >= TIMESTAMP '{hour:%Y-%m-%d %H}:00:00' and ended_at < TIMESTAMP '{hour:%Y-%m-%d %H}:59:59'
+        order by session_id limit 1""")[0][0]
+    bad = tmp_path / "bad.parquet"
+    duckdb.sql(f"""copy (select * replace (case when session_id = '{session}' then 'Phablet' else device_class end
+        as device_class) from read_parquet('{part}', hive_partitioning = false)) to '{bad}' (format parquet)""")
+    shutil.copy(bad, part)
+    try:
+        result = run_marts(settings, format_hour(hour), format_hour(hour))
+        failed = {(e.asset_key.to_user_string(), e.check_name): e.description
+                  for e in result.get_asset_check_evaluations() if not e.passed}
+        message = failed[("fct_sessions", "contract")]
+        assert "fct_sessions.device_class" in message and "1 of" in message
+        session_key = query(settings, f"select session_key from marts.fct_sessions where session_id = '{session}'")[0][0]
+        assert session_key in message
+        assert any(name.startswith("accepted_values_fct_sessions_device_class") for (_, name) in failed), failed
+        assert [k for k in failed if k[0] != "fct_sessions"] == []
+    finally:
+        shutil.copy(backup, part)
+        assert run_marts(settings, format_hour(hour), format_hour(hour)).success
