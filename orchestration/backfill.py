@@ -94,7 +94,9 @@ def _run(defs: dg.Definitions, keys: list[dg.AssetKey], first: str, last: str, i
     return result
 
 
-def run_backfill(settings: Settings, start: datetime, end: datetime, sources: list[str] | None) -> BackfillReport:
+def run_backfill(settings: Settings, start: datetime, end: datetime, sources: list[str] | None,
+                 marts: bool = True) -> BackfillReport:
+    """Land [start, end), rebuild the event hours it affected, then (unless `marts` is false) the dbt marts."""
     if end <= start:
         raise ValueError("--end must be after --start")
     if start < settings.start:
@@ -123,7 +125,7 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
         result = _run(defs, [events_key(s) for s in sources], min(affected), max(affected), instance, report)
         for source in sources:
             report.events[source] = _metadata(result, events_key(source))
-    if report.ok and affected:
+    if marts and report.ok and affected:
         first, last = min(affected), max(affected)
         _run(defs, mart_asset_keys(defs), first, last, instance, report)
         report.marts_window = (parse_hour(first), parse_hour(last) + timedelta(hours=1))

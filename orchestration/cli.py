@@ -37,7 +37,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     sources = args.sources.split(",") if args.sources else None
-    report = run_backfill(settings, parse_hour(args.start), parse_hour(args.end), sources)
+    report = run_backfill(settings, parse_hour(args.start), parse_hour(args.end), sources, marts=not args.no_marts)
     report.print()
     return 0 if report.ok else 1
 
@@ -90,8 +90,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = run_backfill(settings, start, end, None)
     report.print()
     if report.ok:
-        print(f"\nThe lake is in {settings.lake}. Browse it in the Dagster UI: make dev  (http://127.0.0.1:3000)")
+        print(f"\nThe lake is in {settings.lake}; the marts are in {settings.duckdb_path}, e.g.\n"
+              f"  uv run python -c \"import duckdb; duckdb.connect('{settings.duckdb_path}', read_only=True)"
+              f".sql('select source, count(*) from marts.fct_sessions group by 1').show()\"\n"
+              "Browse everything in the Dagster UI: make dev  (http://127.0.0.1:3000)")
     return 0 if report.ok else 1
+
+
+def cmd_dbt(args: argparse.Namespace) -> int:
+    """dbt on this warehouse's lake and DuckDB file (the settings' paths, passed as vars)."""
+    import json
+    import subprocess
+
+    from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    settings = Settings.from_env()
+    Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+    variables = {"lake_root": settings.lake, "duckdb_path": settings.duckdb_path}
+    command = [DBT_EXECUTABLE, *args.dbt_args, "--project-dir", str(DBT_PROJECT_DIR),
+               "--profiles-dir", str(DBT_PROJECT_DIR), "--vars", json.dumps(variables)]
+    return subprocess.call(command, cwd=DBT_PROJECT_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,12 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--start", required=True, help="YYYY-MM-DDTHH (UTC), inclusive")
     b.add_argument("--end", required=True, help="YYYY-MM-DDTHH (UTC), exclusive")
     b.add_argument("--sources", help="comma-separated subset of sources")
+    b.add_argument("--no-marts", action="store_true", help="land and rebuild the event hours only, not the dbt marts")
     b.set_defaults(func=cmd_backfill)
 
     c = sub.add_parser("contracts", help="validate every data contract against the ODCS v3 JSON schema")
     c.add_argument("--write-dbt", action="store_true",
                    help="regenerate dbt_project's schema YAML (sources, mart contracts and tests) from the contracts")
     c.set_defaults(func=cmd_contracts)
+
+    t = sub.add_parser("dbt", help="run dbt on the configured lake and DuckDB file, e.g. `dbt docs generate`")
+    t.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments")
+    t.set_defaults(func=cmd_dbt)
 
     d = sub.add_parser("demo", help="generate a day of samples into the landing folder and backfill it")
     d.add_argument("--seed", type=int, default=7)

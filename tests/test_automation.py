@@ -63,6 +63,20 @@ def test_late_file_rebuilds_the_event_hours_it_affects(tmp_path):
         "event_hour=2026-01-05T20", "event_hour=2026-01-05T22"]  # "a" at 01 is now a duplicate
     assert not tick(defs, instance, "late_events_sensor", result.cursor).run_requests  # nothing new since
 
+    # the rebuilt event hours, in turn, rebuild the marts over those hours: one run, dbt once
+    marts = tick(defs, instance, "marts_sensor")
+    (request,) = marts.run_requests
+    assert dg.AssetKey("fct_download_geo_daily") in request.asset_selection
+    assert range_tags("2026-01-05T20", "2026-01-06T01").items() <= request.tags.items()
+    run = dg.materialize([*defs.assets, *defs.asset_checks], selection=request.asset_selection, instance=instance,
+                         resources=defs.resources, tags=request.tags)
+    assert run.success
+    import duckdb
+    with duckdb.connect(settings.duckdb_path, read_only=True) as con:
+        assert con.sql("select download_date::varchar, sum(downloads) from marts.fct_download_geo_daily "
+                       "group by 1").fetchall() == [("2026-01-05", 2)]
+    assert not tick(defs, instance, "marts_sensor", marts.cursor).run_requests
+
 
 def test_new_files_in_a_recent_hour_start_its_landing(tmp_path):
     settings, defs, instance = setup(tmp_path)

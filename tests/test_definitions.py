@@ -1,23 +1,47 @@
-"""What a data engineer sees in `dagster dev`: ten assets, their partitions, checks and automation."""
+"""What a data engineer sees in `dagster dev`: the ingestion assets and the dbt models, their
+partitions, checks and automation."""
 
 import dagster as dg
 
 from orchestration.definitions import build_definitions
 from orchestration.settings import Settings
 
+SOURCES = ["omny", "atomic", "airkit", "altis", "track"]
+MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly", "fct_download_geo_daily", "fct_card_funnel",
+         "dim_programs", "dim_clips", "dim_card_templates", "dim_apps"}
+STAGING = {"stg_omny__downloads", "stg_atomic__events", "stg_airkit__events", "stg_altis__events", "stg_track__events"}
 
-def test_ten_partitioned_assets_with_ledger_checks():
+
+def test_every_asset_is_hourly_partitioned_with_single_run_backfills():
     defs = build_definitions(Settings.from_env({"WAREHOUSE_START": "2026-01-01T00"}))
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    sources = ["omny", "atomic", "airkit", "altis", "track"]
-    assert keys == {f"{s}_{layer}" for s in sources for layer in ("landed", "events")}
+    ingestion = {f"{s}_{layer}" for s in SOURCES for layer in ("landed", "events")}
+    assert keys == ingestion | MARTS | STAGING
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert isinstance(node.partitions_def, dg.HourlyPartitionsDefinition)
         assert node.partitions_def.get_first_partition_key() == "2026-01-01T00"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    # dbt models are downstream of the events assets, by event hour.
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("stg_omny__downloads")).parent_keys} == {"omny_events"}
+    assert graph.get(dg.AssetKey("fct_sessions")).partitions_def == graph.get(dg.AssetKey("omny_events")).partitions_def
+    assert {graph.get(dg.AssetKey(m)).group_name for m in MARTS} == {"marts"}
+
+
+def test_checks_ledgers_dbt_tests_and_blocking_contracts():
+    defs = build_definitions(Settings.from_env({"WAREHOUSE_START": "2026-01-01T00"}))
+    graph = defs.resolve_asset_graph()
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
-    assert checks == {(k, "ledger_balances") for k in keys}
-    assert {s.name for s in defs.sensors} == {"landing_files_sensor", "late_events_sensor"}
+    ingestion = {f"{s}_{layer}" for s in SOURCES for layer in ("landed", "events")}
+    assert {(k, "ledger_balances") for k in ingestion} <= checks
+    assert {(m, "contract") for m in MARTS} <= checks
+    assert ("fct_sessions", "unique_fct_sessions_session_key") in checks  # a dbt test, loaded as a check
+    contract = next(c for c in graph.asset_check_keys if c.name == "contract")
+    assert graph.get_check_spec(contract).blocking
+
+
+def test_automation():
+    defs = build_definitions(Settings.from_env({"WAREHOUSE_START": "2026-01-01T00"}))
+    assert {s.name for s in defs.sensors} == {"landing_files_sensor", "late_events_sensor", "marts_sensor"}
     assert {s.name for s in defs.schedules} == {"hourly_landing"}

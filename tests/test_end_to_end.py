@@ -75,7 +75,7 @@ def warehouse(tmp_path_factory):
     generate_all(root / "landing", START, HOURS, seed=11)
     settings = Settings(landing=str(root / "landing"), lake=str(root / "lake"),
                         duckdb_path=str(root / "w.duckdb"), start=datetime(2026, 1, 1, tzinfo=UTC))
-    report = run_backfill(settings, START, START + timedelta(hours=HOURS), None)
+    report = run_backfill(settings, START, START + timedelta(hours=HOURS), None, marts=False)
     return root, settings, report
 
 
@@ -125,7 +125,7 @@ def test_rerunning_changes_nothing_and_a_second_delivery_adds_nothing(warehouse,
     root, settings, _ = warehouse
     lake = Path(settings.lake)
     before = lake_snapshot(lake)
-    report = run_backfill(settings, START, START + timedelta(hours=HOURS), ["omny", "atomic"])
+    report = run_backfill(settings, START, START + timedelta(hours=HOURS), ["omny", "atomic"], marts=False)
     assert report.ok
     assert lake_snapshot(lake) == before
 
@@ -136,14 +136,14 @@ def test_rerunning_changes_nothing_and_a_second_delivery_adds_nothing(warehouse,
     copy = first.parent / f"{again_hour:%Y-%m-%dT%H}30_000000.000_redelivery.jsonl.gz"
     shutil.copy(first, copy)
     try:
-        report = run_backfill(settings, again_hour, again_hour + timedelta(hours=1), ["omny"])
+        report = run_backfill(settings, again_hour, again_hour + timedelta(hours=1), ["omny"], marts=False)
         assert report.ok
         assert report.landed["omny"]["rows_landed"] > before_rows(before, "omny", again_hour)
         assert events_ids(lake, "omny") == ids_before
         assert report.events["omny"]["duplicates_dropped"] >= report.landed["omny"]["rows_landed"] - before_rows(before, "omny", again_hour)
     finally:
         copy.unlink()
-        run_backfill(settings, again_hour, again_hour + timedelta(hours=1), ["omny"])
+        run_backfill(settings, again_hour, again_hour + timedelta(hours=1), ["omny"], marts=False)
 
 
 def before_rows(snapshot, source, arrival_hour):
@@ -156,7 +156,7 @@ def test_events_before_the_first_partition_are_reported_not_dropped_silently(tmp
     first = START + timedelta(hours=2)
     settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
                         duckdb_path=str(tmp_path / "w.duckdb"), start=first)
-    report = run_backfill(settings, first, first + timedelta(hours=2), ["omny"])
+    report = run_backfill(settings, first, first + timedelta(hours=2), ["omny"], marts=False)
     assert report.ok
     (note,) = report.notes
     assert "before WAREHOUSE_START (2026-01-05T02) hold landed rows" in note
