@@ -3,6 +3,8 @@ event hour they affected (one run), and report the ledger."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -78,9 +80,10 @@ def _metadata(result, key: dg.AssetKey) -> dict:
 
 def _run(defs: dg.Definitions, keys: list[dg.AssetKey], first: str, last: str, instance, report: BackfillReport):
     assets = [*defs.assets, *defs.asset_checks]
-    result = dg.materialize(assets, selection=keys, instance=instance, resources=defs.resources,
-                            tags=range_tags(first, last), raise_on_error=False,
-                            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    with contextlib.redirect_stdout(io.StringIO()):  # dbt's own log lines: the report says what matters
+        result = dg.materialize(assets, selection=keys, instance=instance, resources=defs.resources,
+                                tags=range_tags(first, last), raise_on_error=False,
+                                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             report.failed_checks.append(f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}: "
