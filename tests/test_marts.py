@@ -239,3 +239,31 @@ def test_a_mart_breaking_its_contract_fails_its_check_naming_rule_and_row(built,
     finally:
         shutil.copy(backup, part)
         assert run_marts(settings, format_hour(hour), format_hour(hour)).success
+
+
+def test_the_readme_example_queries_run(built):
+    import re
+
+    _, settings, _ = built
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"Example queries:\n\n```sql\n(.*?)```", readme, re.S).group(1)
+    statements = [s for s in block.split(";") if s.strip()]
+    assert len(statements) >= 5
+    for statement in statements:
+        assert query(settings, statement), statement.strip().splitlines()[0]
+
+
+def test_dbt_docs_generate_describes_every_mart_column(built, monkeypatch):
+    from orchestration.cli import main
+    from orchestration.dbt_yaml import DBT_PROJECT_DIR
+
+    _, settings, _ = built
+    monkeypatch.setenv("WAREHOUSE_LAKE", settings.lake)
+    monkeypatch.setenv("WAREHOUSE_DUCKDB", settings.duckdb_path)
+    assert main(["dbt", "docs", "generate", "--target-path", "target/docs-test"]) == 0
+    catalog = json.loads((DBT_PROJECT_DIR / "target" / "docs-test" / "catalog.json").read_text())
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "docs-test" / "manifest.json").read_text())
+    sessions = catalog["nodes"]["model.warehouse.fct_sessions"]
+    assert sessions["metadata"]["schema"] == "marts" and "session_key" in sessions["columns"]
+    documented = manifest["nodes"]["model.warehouse.fct_sessions"]["columns"]
+    assert set(documented) == set(sessions["columns"]) and all(c["description"] for c in documented.values())
