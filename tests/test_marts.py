@@ -267,3 +267,13 @@ def test_dbt_docs_generate_describes_every_mart_column(built, monkeypatch):
     assert sessions["metadata"]["schema"] == "marts" and "session_key" in sessions["columns"]
     documented = manifest["nodes"]["model.warehouse.fct_sessions"]["columns"]
     assert set(documented) == set(sessions["columns"]) and all(c["description"] for c in documented.values())
+
+
+def test_sources_without_events_yet_give_empty_marts_not_a_failed_build(tmp_path):
+    generate_all(tmp_path / "landing", START, 2, seed=3, sources=["omny"])
+    settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
+                        duckdb_path=str(tmp_path / "w.duckdb"), start=datetime(2026, 1, 1, tzinfo=UTC))
+    report = run_backfill(settings, START, START + timedelta(hours=2), ["omny"])
+    assert report.ok, report.errors + report.failed_checks
+    assert report.marts["fct_download_geo_daily"][0] > 0
+    assert report.marts["fct_sessions"] == (0, 0) and report.marts["fct_audit_events"] == (0, 0)
