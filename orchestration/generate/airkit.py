@@ -22,13 +22,13 @@ that are not JSON, `missing_required` = record lines lacking a required field.
 
 from __future__ import annotations
 
-import copy
 import random
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestration.generate.common import (
+    break_required,
     HOUR,
     duplicate_deliveries,
     floor_hour,
@@ -179,16 +179,6 @@ def _platform(ts: datetime, rng: random.Random, name: str | None = None, at_boun
     return Event(ts=ts, record=rec, arrival_hour=ts)
 
 
-def _without(record: dict, path: str) -> dict:
-    """A copy of the record without the (dotted) field."""
-    out = copy.deepcopy(record)
-    node = out
-    *parents, leaf = path.split(".")
-    for p in parents:
-        node = node[p]
-    node.pop(leaf, None)
-    return out
-
 
 def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> GenerationSummary:
     summary = GenerationSummary(source=SOURCE)
@@ -219,13 +209,9 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few records missing a required field (delivered once, never duplicated).
-    broken = rng.sample(range(len(delivered)), min(len(delivered), max(2, len(hrs) // 6)))
-    for i in broken:
-        delivered[i].record = _without(delivered[i].record, rng.choice(REQUIRED))
-    broken_ids = {id(delivered[i].record) for i in broken}
+    sound, broken_ids = break_required(delivered, REQUIRED, rng, max(2, len(hrs) // 6))
 
     # 4. Duplicates: the same record re-delivered in the same hour, or in a later hour within 24 h.
-    sound = [e for e in delivered if id(e.record) not in broken_ids]
     copies = duplicate_deliveries(sound, last, rng)
     summary.duplicates = len(copies)
 

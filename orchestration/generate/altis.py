@@ -27,7 +27,6 @@ hour after the hour they happened in, `malformed` = lines or CSV rows that are n
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import random
@@ -36,6 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestration.generate.common import (
+    break_required,
     HOUR,
     duplicate_deliveries,
     floor_hour,
@@ -157,15 +157,6 @@ def _visit(start_ts: datetime, end: datetime, endpoint: dict, rng: random.Random
     return out
 
 
-def _without(record: dict, path: str) -> dict:
-    out = copy.deepcopy(record)
-    node = out
-    *parents, leaf = path.split(".")
-    for p in parents:
-        node = node[p]
-    node.pop(leaf, None)
-    return out
-
 
 def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> GenerationSummary:
     summary = GenerationSummary(source=SOURCE)
@@ -195,11 +186,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
     summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few records missing a required field (batches only, never duplicated).
-    broken = rng.sample(range(len(delivered)), min(len(delivered), max(2, len(hrs) // 6)))
-    for i in broken:
-        delivered[i].record = _without(delivered[i].record, rng.choice(REQUIRED))
-    broken_ids = {id(delivered[i].record) for i in broken}
-    sound = [e for e in delivered if id(e.record) not in broken_ids]
+    sound, broken_ids = break_required(delivered, REQUIRED, rng, max(2, len(hrs) // 6))
 
     # 4. Batches re-delivered: the same hour, or a later hour within 24 h.
     copies = duplicate_deliveries(sound, last, rng)

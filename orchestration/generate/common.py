@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import random
@@ -117,3 +118,25 @@ def duplicate_deliveries(events: list[Event], last: datetime, rng: random.Random
                 copies.append(Event(e.ts, e.record, e.arrival_hour + HOUR))
                 break
     return copies
+
+
+def without_field(record: dict, path: str) -> dict:
+    """A copy of the record without the (dotted) field."""
+    out = copy.deepcopy(record)
+    node = out
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    node.pop(leaf, None)
+    return out
+
+
+def break_required(delivered: list[Event], required: list[str], rng: random.Random,
+                   count: int) -> tuple[list[Event], set[int]]:
+    """Drop a required field from `count` delivered records (never re-delivered): the records
+    left sound, and the `id()`s of the broken ones."""
+    broken = rng.sample(range(len(delivered)), min(len(delivered), count))
+    for i in broken:
+        delivered[i].record = without_field(delivered[i].record, rng.choice(required))
+    broken_ids = {id(delivered[i].record) for i in broken}
+    return [e for e in delivered if id(e.record) not in broken_ids], broken_ids
