@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import dagster as dg
-import duckdb
 
 from orchestration.assets.ingestion import LEDGER_CHECK, events_key, landed_key
+from orchestration.assets.marts import DBT_ASSETS_NAME
 from orchestration.checks.marts import window_query
 from orchestration.contracts import load_mart_contracts, load_source_contracts
 from orchestration.definitions import build_definitions
 from orchestration.sensors import range_tags
+from orchestration.resources import WarehouseResource
 from orchestration.settings import Settings, format_hour, parse_hour
 
 
@@ -138,7 +139,7 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
 
 def mart_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     """Every asset the dbt project defines (staging views and marts)."""
-    return sorted((k for a in defs.assets if a.op.name == "warehouse_dbt" for k in a.keys), key=str)
+    return sorted((k for a in defs.assets if a.op.name == DBT_ASSETS_NAME for k in a.keys), key=str)
 
 
 def mart_summary(duckdb_path: str, window: tuple[datetime, datetime]) -> dict[str, tuple[int, int]]:
@@ -146,8 +147,8 @@ def mart_summary(duckdb_path: str, window: tuple[datetime, datetime]) -> dict[st
     if not os.path.exists(duckdb_path):
         return {}
     out = {}
-    with duckdb.connect(duckdb_path, read_only=True) as con:
-        tables = {r[0] for r in con.sql("select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
+    with WarehouseResource(path=duckdb_path).read_only() as con:
+        tables = WarehouseResource.relations(con)
         for name, mart in load_mart_contracts().items():
             if mart.relation in tables:
                 total = con.sql(f"select count(*) from {mart.relation}").fetchone()[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestration.contracts import CONTRACTS_DIR, MartContract, SourceContract
+from orchestration.contracts import CONTRACTS_DIR, MartColumn, MartContract, SourceContract
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 # The dbt of this environment (dagster-dbt would look on PATH).
@@ -45,7 +45,7 @@ def sources_yaml(contracts: dict[str, SourceContract]) -> str:
         tables.append({
             "name": f"{name}_events",
             "description": " ".join(c.description.split()) + " Deduplicated events, one Parquet file per event hour.",
-            "meta": {"data_contract": _relative(c_path(name)),
+            "meta": {"data_contract": _relative(CONTRACTS_DIR / "sources" / f"{name}.yaml"),
                      "location": "{lake_root}/" + name + "/events/event_hour={YYYY-MM-DDTHH}/part_0.parquet"},
             "columns": columns,
         })
@@ -58,11 +58,7 @@ def sources_yaml(contracts: dict[str, SourceContract]) -> str:
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
 
 
-def c_path(source: str) -> Path:
-    return CONTRACTS_DIR / "sources" / f"{source}.yaml"
-
-
-def _column_tests(col: MartContract, c) -> list:
+def _column_tests(c: MartColumn) -> list:
     tests: list = []
     if c.enum:
         tests.append({"accepted_values": {"arguments": {"values": list(c.enum)}}})
@@ -82,7 +78,7 @@ def marts_yaml(marts: dict[str, MartContract]) -> str:
             column = {"name": c.name, "data_type": c.data_type.lower(), "description": c.description}
             if c.required:
                 column["constraints"] = [{"type": "not_null"}]
-            tests = _column_tests(m, c)
+            tests = _column_tests(c)
             if m.primary_key == [c.name]:
                 tests.insert(0, "unique")
             if tests:

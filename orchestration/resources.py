@@ -46,15 +46,7 @@ def lake_duckdb(*stores: StorageResource) -> Iterator[duckdb.DuckDBPyConnection]
         con.close()
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    s3 = S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
-    return {
-        "landing": StorageResource(root=settings.landing, s3=s3),
-        "lake": StorageResource(root=settings.lake, s3=s3),
-        "warehouse": WarehouseResource(path=settings.duckdb_path),
-        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
-                              dbt_executable=DBT_EXECUTABLE),
-    }
+WAREHOUSE_POOL = "warehouse_duckdb"  # Dagster concurrency pool: one step at a time opens the DuckDB file
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -72,3 +64,19 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+    @staticmethod
+    def relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+        """`schema.table` of every table the file holds."""
+        return {r[0] for r in con.sql("select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    s3 = S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    return {
+        "landing": StorageResource(root=settings.landing, s3=s3),
+        "lake": StorageResource(root=settings.lake, s3=s3),
+        "warehouse": WarehouseResource(path=settings.duckdb_path),
+        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                              dbt_executable=DBT_EXECUTABLE),
+    }

@@ -14,9 +14,9 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from orchestration.assets.ingestion import events_key
 from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
-from orchestration.resources import StorageResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseResource
 
-WAREHOUSE_POOL = "warehouse_duckdb"  # one writer of the DuckDB file at a time
+DBT_ASSETS_NAME = "warehouse_dbt"
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
@@ -69,7 +69,7 @@ def build_dbt_assets(event_partitions: dg.PartitionsDefinition) -> dg.AssetsDefi
     @dbt_assets(
         manifest=ensure_manifest(),
         project=DBT_PROJECT,
-        name="warehouse_dbt",
+        name=DBT_ASSETS_NAME,
         partitions_def=event_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),

@@ -9,11 +9,10 @@ from dagster import AssetCheckExecutionContext
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.contracts import MartContract
-from orchestration.resources import WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.settings import parse_hour
 
 CONTRACT_CHECK = "contract"
-WAREHOUSE_POOL = "warehouse_duckdb"
 
 
 def run_window(tags: dict[str, str]) -> tuple[datetime, datetime] | None:
@@ -49,7 +48,7 @@ def build_mart_checks(marts: dict[str, MartContract]) -> dg.AssetChecksDefinitio
 
         window = run_window(context.run.tags)
         with warehouse.read_only() as con:
-            tables = {r[0] for r in con.sql("select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
+            tables = WarehouseResource.relations(con)
             for key in sorted(context.selected_asset_check_keys, key=str):
                 mart = marts[key.asset_key.path[-1]]
                 if mart.relation not in tables:
