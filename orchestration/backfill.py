@@ -18,7 +18,7 @@ from orchestration.contracts import load_mart_contracts, load_source_contracts
 from orchestration.definitions import build_definitions
 from orchestration.sensors import range_tags
 from orchestration.resources import WarehouseResource
-from orchestration.settings import Settings, format_hour, parse_hour
+from orchestration.settings import LANDING_VARIABLE, Settings, format_hour, parse_hour
 
 
 @dataclass
@@ -56,6 +56,13 @@ class BackfillReport:
                 print(f"  {source} quarantine: {top}")
             if m.get("beyond_dedupe_window"):
                 print(f"  {source}: {m['beyond_dedupe_window']} events arrived more than 24 h late (kept)")
+            if m.get("files_reported"):
+                named = list(m.get("reported_files", {}).items())
+                print(f"  {source}: {m['files_reported']} files landed nothing: "
+                      + "; ".join(f"{k} ({r})" for k, r in named[:3]) + (" …" if m["files_reported"] > 3 else ""))
+            if m.get("schema_drift"):
+                drift = ", ".join(f"{f} ({n})" for f, n in list(m["schema_drift"].items())[:5])
+                print(f"  {source} schema drift, fields the contract does not name (kept out of the lake): {drift}")
         if self.marts_window:
             lo, hi = self.marts_window
             print(f"\nMarts in {self.duckdb_path}, rebuilt over event hours [{format_hour(lo)}, {format_hour(hi)})")
@@ -89,10 +96,40 @@ def _run(defs: dg.Definitions, keys: list[dg.AssetKey], first: str, last: str, i
         if not evaluation.passed:
             report.failed_checks.append(f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}: "
                                         f"{evaluation.description}")
+
+    def one_line(text: str | None) -> str:
+        return " ".join((text or "").split())
+
+    def cause(error, failure=None) -> str:
+        """The user's error inside Dagster's wrappers ("Error occurred while executing op ..."):
+        a Failure's description, else the first error of the cause chain raised by our code or
+        a library, then what caused it in turn."""
+        if failure is not None and failure.description:
+            return one_line(failure.description)
+        chain, seen = [], 0
+        while error is not None and seen < 10:
+            chain.append(error)
+            error, seen = error.cause or error.context, seen + 1
+        own = [e for e in chain if not (e.cls_name or "").startswith("Dagster")
+               or (e.cls_name or "").startswith("DagsterDbt")] or chain[-1:]
+        parts = []
+        for e in own[:3]:
+            message = one_line(e.message)
+            named, sep, rest = message.partition(": ")  # "module.Class: text" -> "Class: text"
+            if sep and e.cls_name and named.rsplit(".", 1)[-1] == e.cls_name:
+                message = rest
+            parts.append(f"{e.cls_name}: {message}" if e.cls_name else message)
+        return " <- caused by ".join(parts)
+
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                report.errors.append(f"{event.step_key}: {event.step_failure_data.error.message.strip()[:500]}")
+                data = event.step_failure_data
+                report.errors.append(f"{event.step_key}: {cause(data.error, data.user_failure_data)[:1000]}")
+        if not report.errors:
+            for event in result.all_events:
+                if event.is_run_failure and event.event_specific_data and event.event_specific_data.error:
+                    report.errors.append(f"run failed: {cause(event.event_specific_data.error)[:1000]}")
         if not report.errors:
             report.errors.append("run failed")
     return result
@@ -111,6 +148,9 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
     unknown = set(sources) - set(known)
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; known: {known}")
+    landing = defs.resources["landing"]
+    if not landing.store().root_exists():
+        raise ValueError(f"{LANDING_VARIABLE} points at {landing.root}, which does not exist")
     report = BackfillReport(start=start, end=end, duckdb_path=settings.duckdb_path)
     instance = _instance()
 
@@ -120,6 +160,8 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
     for source in sources:
         report.landed[source] = _metadata(result, landed_key(source))
         affected.update(report.landed[source].get("event_hours_affected", []))
+    if report.ok and not any(m.get("files") or m.get("files_reported") for m in report.landed.values()):
+        report.notes.append(f"no landing files in [{format_hour(start)}, {format_hour(end)}) under {landing.root}")
     before_start = sorted(h for h in affected if parse_hour(h) < settings.start)
     if before_start:
         report.notes.append(f"{len(before_start)} event hours before WAREHOUSE_START ({format_hour(settings.start)}) "
@@ -133,7 +175,7 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
         first, last = min(affected), max(affected)
         _run(defs, mart_asset_keys(defs), first, last, instance, report)
         report.marts_window = (parse_hour(first), parse_hour(last) + timedelta(hours=1))
-        report.marts = mart_summary(settings.duckdb_path, report.marts_window)
+        report.marts = mart_summary(settings.duckdb_path, report.marts_window, settings.duckdb_lock_timeout_seconds)
     return report
 
 
@@ -142,16 +184,30 @@ def mart_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     return sorted((k for a in defs.assets if a.op.name == DBT_ASSETS_NAME for k in a.keys), key=str)
 
 
-def mart_summary(duckdb_path: str, window: tuple[datetime, datetime]) -> dict[str, tuple[int, int]]:
-    """Rows of each mart, in all and in the window, as the analyst will find them."""
+def mart_summary(duckdb_path: str, window: tuple[datetime, datetime],
+                 lock_timeout_seconds: int | None = None) -> dict[str, tuple[int, int]]:
+    """Rows of each mart, in all and in the window, as the analyst will find them. Waits (up to
+    `lock_timeout_seconds`, by default WAREHOUSE_DUCKDB_LOCK_TIMEOUT) while another process has
+    the file; empty when it is still held after that, or when a process outside the warehouse
+    holds DuckDB's own lock on it (the dbt step then failed on it too, and the report says so)."""
+    import duckdb
+
+    from orchestration.storage import DuckDBFileBusy
+
     if not os.path.exists(duckdb_path):
         return {}
+    if lock_timeout_seconds is None:
+        lock_timeout_seconds = Settings.from_env().duckdb_lock_timeout_seconds
     out = {}
-    with WarehouseResource(path=duckdb_path).read_only() as con:
-        tables = WarehouseResource.relations(con)
-        for name, mart in load_mart_contracts().items():
-            if mart.relation in tables:
-                total = con.sql(f"select count(*) from {mart.relation}").fetchone()[0]
-                in_window = con.sql(f"select count(*) from ({window_query(mart, window)})").fetchone()[0]
-                out[name] = (total, in_window)
+    warehouse = WarehouseResource(path=duckdb_path, lock_timeout_seconds=lock_timeout_seconds)
+    try:
+        with warehouse.read_only("backfill summary") as con:
+            tables = WarehouseResource.relations(con)
+            for name, mart in load_mart_contracts().items():
+                if mart.relation in tables:
+                    total = con.sql(f"select count(*) from {mart.relation}").fetchone()[0]
+                    in_window = con.sql(f"select count(*) from ({window_query(mart, window)})").fetchone()[0]
+                    out[name] = (total, in_window)
+    except (duckdb.IOException, DuckDBFileBusy):
+        return {}
     return out

@@ -103,13 +103,15 @@ def cmd_dbt(args: argparse.Namespace) -> int:
     import subprocess
 
     from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
+    from orchestration.storage import duckdb_file_lock
 
     settings = Settings.from_env()
     Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
     variables = {"lake_root": settings.lake, "duckdb_path": settings.duckdb_path}
     command = [DBT_EXECUTABLE, *args.dbt_args, "--project-dir", str(DBT_PROJECT_DIR),
                "--profiles-dir", str(DBT_PROJECT_DIR), "--vars", json.dumps(variables)]
-    return subprocess.call(command, cwd=DBT_PROJECT_DIR)
+    with duckdb_file_lock(settings.duckdb_path, settings.duckdb_lock_timeout_seconds, "dbt " + " ".join(args.dbt_args[:2])):
+        return subprocess.call(command, cwd=DBT_PROJECT_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:

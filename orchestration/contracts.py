@@ -98,8 +98,8 @@ class Layout:
         for m in _TOKEN.finditer(self.pattern):
             out.append(re.escape(self.pattern[pos:m.start()]))
             token = m.group(1)
-            if token == "format":
-                out.append("(?P<format>" + "|".join(re.escape(f) for f in sorted(self.formats, key=len, reverse=True)) + ")")
+            if token == "format":  # extensions match whatever their case
+                out.append("(?P<format>(?i:" + "|".join(re.escape(f) for f in sorted(self.formats, key=len, reverse=True)) + "))")
             elif token in seen and token != "*":
                 out.append(f"(?P={_TOKEN_REGEX[token][4]})")  # repeated date parts must agree
             else:
@@ -108,6 +108,11 @@ class Layout:
             pos = m.end()
         out.append(re.escape(self.pattern[pos:]))
         return re.compile("^" + "".join(out) + "$")
+
+    @property
+    def any_format(self) -> "Layout":
+        """The same layout, whatever the file's extension (to report files of an unknown format)."""
+        return Layout(self.pattern.replace("{format}", "{*}"), (), self.arrival_shift)
 
     def match(self, key: str) -> tuple[datetime, str] | None:
         """(arrival hour, format) of a landing key, or None when the key is not of this layout."""
@@ -119,25 +124,28 @@ class Layout:
             file_time = datetime(int(g["Y"]), int(g["M"]), int(g["D"]), int(g.get("H") or 0), tzinfo=timezone.utc)
         except ValueError:
             return None
-        return file_time + self.arrival_shift, g["format"]
+        return file_time + self.arrival_shift, (g.get("format") or "").lower()
 
-    def list_prefix(self, arrival_hour: datetime) -> str | None:
-        """The longest fixed key prefix of the files arriving in `arrival_hour`, or None when
-        no file of this layout can (a daily layout only delivers at one hour of the day)."""
-        file_time = arrival_hour - self.arrival_shift
-        if not self.hourly and file_time.hour != 0:
-            return None
-        values = {"YYYY": f"{file_time:%Y}", "MM": f"{file_time:%m}", "DD": f"{file_time:%d}", "HH": f"{file_time:%H}"}
-        out, pos = [], 0
+    def scan_prefix(self, arrival_hour: datetime) -> str:
+        """The folder (or, when the date is in the file name, the name prefix) holding every file of
+        the day `arrival_hour`'s files are dated: listing it finds this layout's files and any
+        stray file beside them."""
+        day = arrival_hour - self.arrival_shift
+        values = {"YYYY": f"{day:%Y}", "MM": f"{day:%m}", "DD": f"{day:%d}"}
+        out, pos, day_end = [], 0, None
         for m in _TOKEN.finditer(self.pattern):
             out.append(self.pattern[pos:m.start()])
             if m.group(1) not in values:
                 break
             out.append(values[m.group(1)])
+            if m.group(1) == "DD" and day_end is None:
+                day_end = len("".join(out))
             pos = m.end()
         else:
             out.append(self.pattern[pos:])
-        return "".join(out)
+        prefix = "".join(out)
+        folder = prefix[: prefix.rfind("/") + 1]
+        return folder if day_end is not None and len(folder) >= day_end else prefix
 
 
 @dataclass(frozen=True)

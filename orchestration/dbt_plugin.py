@@ -1,6 +1,7 @@
 """dbt-duckdb plugin (named in dbt_project/profiles.yml): every dbt connection runs in UTC, loads
 httpfs from the duckdb-ext-httpfs package (no download at run time) and, when the lake is on S3,
-gets its credentials from the same boto3 chain the Dagster resources use (never from a log line)."""
+retries its HTTP requests with backoff and gets its credentials from the same boto3 chain the
+Dagster resources use, bound as statement parameters (never in SQL text, never in a log line)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import boto3
 from dbt.adapters.duckdb.plugins import BasePlugin
 
 from orchestration.settings import Settings
-from orchestration.storage import HTTPFS_DIR, s3_secret_sql
+from orchestration.storage import HTTPFS_DIR, configure_s3
 
 
 class Plugin(BasePlugin):
@@ -22,9 +23,12 @@ class Plugin(BasePlugin):
         config["autoinstall_known_extensions"] = "false"
 
     def configure_connection(self, conn: Any) -> None:
-        conn.execute("SET TimeZone = 'UTC'")
+        # GLOBAL: dbt runs its statements on cursors of this connection, which do not inherit
+        # session settings.
+        conn.execute("SET GLOBAL TimeZone = 'UTC'")
         if self.lake_root.startswith("s3://"):
             settings = Settings.from_env()
-            client = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
-            conn.execute("LOAD httpfs")
-            conn.execute(s3_secret_sql(client))
+            # A session of its own: the chain as it is now (boto3's default session keeps what it found first).
+            client = boto3.session.Session().client("s3", endpoint_url=settings.aws_endpoint_url,
+                                                    region_name=settings.aws_region)
+            configure_s3(conn, client, settings.s3_max_attempts)

@@ -25,7 +25,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     arrival, event = arrival_hour_partitions(settings), event_hour_partitions(settings)
     contracts = load_source_contracts()
-    assets = [a for c in contracts.values() for a in build_ingestion_assets(c, arrival, event)]
+    assets = [a for c in contracts.values() for a in build_ingestion_assets(c, arrival, event, settings)]
     dbt = build_dbt_assets(event)
     return dg.Definitions(
         assets=[*assets, dbt],

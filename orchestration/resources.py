@@ -1,10 +1,11 @@
-"""Dagster resources: the landing area and the lake, each a local folder or an S3 prefix."""
+"""Dagster resources: the landing area and the lake, each a local folder or an S3 prefix; the
+DuckDB file of the marts, behind a file lock that every process of ours takes before opening it."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import dagster as dg
 import duckdb
@@ -13,9 +14,17 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from orchestration.settings import Settings
-from orchestration.storage import LocalStore, S3Store, Store, duckdb_connection
+from orchestration.storage import LocalStore, S3Store, Store, duckdb_connection, duckdb_file_lock
 
 LAKE_MEMORY_LIMIT = "600MB"  # DuckDB spills past this; see bench/README.md for the peak it gives
+
+
+def s3_resource(settings: Settings) -> S3Resource:
+    """boto3 clients with the standard retry mode (exponential backoff with jitter, throttling and
+    5xx answers and connection errors retried): `settings.s3_max_attempts` attempts in all.
+    (botocore's `max_attempts`, which S3Resource passes on, counts the retries after the first.)"""
+    return S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region,
+                      max_attempts=settings.s3_max_attempts - 1)
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -28,6 +37,11 @@ class StorageResource(dg.ConfigurableResource):
     def is_s3(self) -> bool:
         return self.root.startswith("s3://")
 
+    @property
+    def s3_attempts(self) -> int:
+        """Attempts per S3 request, the first included (for DuckDB's httpfs as for boto)."""
+        return self.s3.max_attempts + 1
+
     def store(self) -> Store:
         if self.is_s3:
             return S3Store(self.root, self.s3.get_client())
@@ -39,7 +53,8 @@ def lake_duckdb(*stores: StorageResource) -> Iterator[duckdb.DuckDBPyConnection]
     """An in-memory DuckDB for the lake layers: it never opens the warehouse file, so parallel
     partitions take no lock."""
     s3 = next((s for s in stores if s.is_s3), None)
-    con = duckdb_connection(s3.s3.get_client() if s3 else None, memory_limit=LAKE_MEMORY_LIMIT)
+    con = duckdb_connection(s3.s3.get_client() if s3 else None, memory_limit=LAKE_MEMORY_LIMIT,
+                            max_attempts=s3.s3_attempts if s3 else Settings.s3_max_attempts)
     try:
         yield con
     finally:
@@ -50,20 +65,29 @@ WAREHOUSE_POOL = "warehouse_duckdb"  # Dagster concurrency pool: one step at a t
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file of the dbt models: written by the dbt step only, read by the checks."""
+    """The DuckDB file of the dbt models: written by the dbt step only, read by the checks. Every
+    opening goes through `lock()`, which spans processes (the Dagster pool does not)."""
 
     path: str
+    lock_timeout_seconds: int = Settings.duckdb_lock_timeout_seconds
 
     def prepare(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def read_only(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(self.path, read_only=True)
-        try:
-            yield con
-        finally:
-            con.close()
+    def lock(self, purpose: str, run_id: str | None = None, log: Any = None) -> Iterator[None]:
+        with duckdb_file_lock(self.path, self.lock_timeout_seconds, purpose, run_id, log):
+            yield
+
+    @contextmanager
+    def read_only(self, purpose: str = "reading the marts", run_id: str | None = None,
+                  log: Any = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.lock(purpose, run_id, log):
+            con = duckdb.connect(self.path, read_only=True)
+            try:
+                yield con
+            finally:
+                con.close()
 
     @staticmethod
     def relations(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -72,11 +96,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    s3 = S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    s3 = s3_resource(settings)
     return {
         "landing": StorageResource(root=settings.landing, s3=s3),
         "lake": StorageResource(root=settings.lake, s3=s3),
-        "warehouse": WarehouseResource(path=settings.duckdb_path),
+        "warehouse": WarehouseResource(path=settings.duckdb_path,
+                                       lock_timeout_seconds=settings.duckdb_lock_timeout_seconds),
         "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
                               dbt_executable=DBT_EXECUTABLE),
     }

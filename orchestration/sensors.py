@@ -32,7 +32,7 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
     @dg.sensor(
         name="landing_files_sensor", minimum_interval_seconds=60, target=landed_keys,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Lands an arrival hour when its set of landing files changes (recent hours only).",
+        description="Lands an arrival hour when its landing files change: a new file, or one rewritten (size, time or ETag) (recent hours only).",
     )
     def landing_files_sensor(context: dg.SensorEvaluationContext, landing: StorageResource):
         store = landing.store()
@@ -40,15 +40,15 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
         now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         hours = [now - HOUR * i for i in range(RECENT_ARRIVAL_HOURS)]
         requests, new_seen = [], {}
+        hours = [h for h in hours if h >= settings.start]
         for source, contract in contracts.items():
-            for hour in hours:
-                if hour < settings.start:
-                    continue
-                files = [k for k, _ in paths.arrived_files(contract, store, hour)]
-                if not files:
+            for hour, found in paths.scan_landing(contract, store, hours).items():
+                if not found.files and not found.reported:
                     continue
                 label = f"{source}|{format_hour(hour)}"
-                digest = hashlib.sha1("\n".join(files).encode()).hexdigest()
+                # A file rewritten under the same name changes its size, time or ETag: land it again.
+                listing = [f"{info.key}\t{info.version}" for info, _ in found.files] + sorted(found.reported)
+                digest = hashlib.sha1("\n".join(sorted(listing)).encode()).hexdigest()
                 new_seen[label] = digest
                 if seen.get(label) != digest:
                     requests.append(dg.RunRequest(

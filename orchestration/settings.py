@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping
 
 DEFAULT_START = "2026-01-01T00"
+LANDING_VARIABLE = "WAREHOUSE_LANDING"
 HOUR_FORMAT = "%Y-%m-%dT%H"
 
 
@@ -21,7 +22,25 @@ def parse_hour(text: str) -> datetime:
 
 
 def format_hour(hour: datetime) -> str:
-    return hour.astimezone(timezone.utc).strftime(HOUR_FORMAT)
+    """The one text form of an hour (partition keys, lake paths): the year always has four digits."""
+    h = hour.astimezone(timezone.utc) if hour.tzinfo else hour
+    return f"{h.year:04d}-{h.month:02d}-{h.day:02d}T{h.hour:02d}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, got {number}")
+    return number
+
+
+MIB = 1024 * 1024
 
 
 def _location(value: str) -> str:
@@ -39,17 +58,27 @@ class Settings:
     start: datetime
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
+    max_line_bytes: int = 8 * MIB  # a longer line is quarantined, never held whole
+    max_file_bytes: int = 2048 * MIB  # decompressed bytes read from one file; the rest is quarantined
+    max_event_ahead_hours: int = 48  # an event stamped further after its file arrived is quarantined
+    s3_max_attempts: int = 10  # S3 / HTTP requests retried with backoff, then the run fails
+    duckdb_lock_timeout_seconds: int = 3600  # how long the dbt step waits for the DuckDB file
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         return cls(
-            landing=_location(env.get("WAREHOUSE_LANDING", "data/landing")),
+            landing=_location(env.get(LANDING_VARIABLE, "data/landing")),
             lake=_location(env.get("WAREHOUSE_LAKE", "data/lake")),
             duckdb_path=_location(env.get("WAREHOUSE_DUCKDB", "data/warehouse.duckdb")),
             start=parse_hour(env.get("WAREHOUSE_START", DEFAULT_START)),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            max_line_bytes=_int(env, "WAREHOUSE_MAX_LINE_BYTES", cls.max_line_bytes),
+            max_file_bytes=_int(env, "WAREHOUSE_MAX_FILE_BYTES", cls.max_file_bytes),
+            max_event_ahead_hours=_int(env, "WAREHOUSE_MAX_EVENT_AHEAD_HOURS", cls.max_event_ahead_hours),
+            s3_max_attempts=_int(env, "WAREHOUSE_S3_MAX_ATTEMPTS", cls.s3_max_attempts),
+            duckdb_lock_timeout_seconds=_int(env, "WAREHOUSE_DUCKDB_LOCK_TIMEOUT", cls.duckdb_lock_timeout_seconds),
         )
 
     @property

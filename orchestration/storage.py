@@ -6,21 +6,56 @@ same locations through `uri(key)` (httpfs for S3, see `duckdb_connection`).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import tempfile
+import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 import duckdb
+from filelock import FileLock, Timeout
 
 import duckdb_ext
 
+from orchestration.settings import Settings
+
+SPILL_DIR = os.path.join(tempfile.gettempdir(), "events-warehouse-duckdb")
 HTTPFS_DIR = str(Path(list(duckdb_ext.__path__)[0]) / "extensions")  # from duckdb-ext-httpfs
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A file found under a prefix. `version` changes when the file is rewritten (size and
+    modification time, or the ETag); `refused` says why the file must not be read (a symlink
+    that leaves the store's root, a dangling one, a symlinked folder)."""
+
+    key: str
+    size: int
+    version: str
+    refused: str | None = None
 
 
 class Store:
     root: str
+
+    def root_exists(self) -> bool:
+        raise NotImplementedError
+
+    def list_files(self, prefix: str) -> list[FileInfo]:
+        """Every file whose key starts with `prefix` (recursive), sorted by key."""
+        raise NotImplementedError
+
+    def open(self, key: str) -> IO[bytes]:
+        """A binary stream of the file (FileNotFoundError when it is gone)."""
+        raise NotImplementedError
 
     def uri(self, key: str) -> str:
         raise NotImplementedError
@@ -52,9 +87,34 @@ class Store:
         """Replace `final_key` (a file or a folder of files) by what was written at `staging_key`."""
         raise NotImplementedError
 
+    def sweep_leftovers(self, prefix: str, older_than: timedelta) -> list[str]:
+        """Remove what a killed run left behind under `prefix` (a plain key prefix): staging
+        folders or files (`.staging-*`), folders moved aside by `publish` (`.trash-*`) and
+        half-written files of `write_bytes` (`.*.tmp`), when nothing in them changed for
+        `older_than` (a live run's staging is younger). Returns the keys removed, sorted."""
+        raise NotImplementedError
+
+
+def is_leftover(name: str) -> bool:
+    """A file or folder name that only a run in progress, or a killed one, leaves in a store."""
+    return name.startswith((".staging-", ".trash-")) or (name.startswith(".") and name.endswith(".tmp"))
+
 
 def _compatible(folder: str, prefix: str) -> bool:
     return folder.startswith(prefix) or prefix.startswith(folder)
+
+
+def _newest_mtime(path: str) -> float:
+    """The latest modification time of a file, or of a folder and everything in it."""
+    newest = os.lstat(path).st_mtime
+    if os.path.isdir(path) and not os.path.islink(path):
+        for dirpath, dirnames, filenames in os.walk(path):
+            for name in [*dirnames, *filenames]:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+                except FileNotFoundError:
+                    pass
+    return newest
 
 
 class LocalStore(Store):
@@ -66,6 +126,46 @@ class LocalStore(Store):
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def root_exists(self) -> bool:
+        return Path(self.root).is_dir()
+
+    def list_files(self, prefix: str) -> list[FileInfo]:
+        base_dir, _, _ = prefix.rpartition("/")
+        start = self._path(base_dir)
+        if not start.is_dir():
+            return []
+        real_root = os.path.realpath(self.root)
+        out = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            for d in dirnames:  # os.walk does not descend into symlinked folders: say so
+                if os.path.islink(os.path.join(dirpath, d)) and (rel_dir + d).startswith(prefix):
+                    out.append(FileInfo(rel_dir + d, 0, "", "symlinked folder: not followed"))
+            dirnames[:] = [d for d in dirnames if _compatible(rel_dir + d + "/", prefix)
+                           and not os.path.islink(os.path.join(dirpath, d))]
+            for f in filenames:
+                key = rel_dir + f
+                if not key.startswith(prefix):
+                    continue
+                path = os.path.join(dirpath, f)
+                refused = None
+                if os.path.islink(path):
+                    target = os.path.realpath(path)
+                    if os.path.commonpath([real_root, target]) != real_root:
+                        refused = "symlink to a file outside the landing root: not followed"
+                    elif not os.path.isfile(target):
+                        refused = "dangling symlink: its target does not exist"
+                try:
+                    st = os.stat(path) if refused is None else os.lstat(path)
+                except FileNotFoundError:  # gone since the listing
+                    continue
+                out.append(FileInfo(key, st.st_size, f"{st.st_size}:{st.st_mtime_ns}", refused))
+        return sorted(out, key=lambda i: i.key)
+
+    def open(self, key: str) -> IO[bytes]:
+        return open(self._path(key), "rb")
 
     def list(self, prefix: str) -> list[str]:
         # Walk only the deepest existing folder the prefix names.
@@ -123,6 +223,35 @@ class LocalStore(Store):
         else:
             os.replace(src, dst)
 
+    def sweep_leftovers(self, prefix: str, older_than: timedelta) -> list[str]:
+        base_dir, _, _ = prefix.rpartition("/")
+        start = self._path(base_dir)
+        if not start.is_dir():
+            return []
+        cutoff = time.time() - older_than.total_seconds()
+        removed = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            for name in [*dirnames, *filenames]:
+                key = rel_dir + name
+                if not (is_leftover(name) and key.startswith(prefix)):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    if _newest_mtime(path) >= cutoff:
+                        continue
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
+                except FileNotFoundError:  # published or removed meanwhile
+                    continue
+                removed.append(key)
+            dirnames[:] = [d for d in dirnames if _compatible(rel_dir + d + "/", prefix)
+                           and not is_leftover(d) and not os.path.islink(os.path.join(dirpath, d))]
+        return sorted(removed)
+
 
 class S3Store(Store):
     """An S3 prefix. Each object PUT is atomic, so results are written in place and stale
@@ -134,9 +263,35 @@ class S3Store(Store):
         bucket, _, prefix = self.root[len("s3://"):].partition("/")
         self.bucket, self.prefix = bucket, (prefix + "/" if prefix else "")
         self.client = client
+        # A request that still fails after boto's retries names the endpoint it could not reach.
+        client.meta.events.register("after-call.s3", _name_endpoint_in_errors, unique_id=_NAME_ENDPOINT_HANDLER)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def root_exists(self) -> bool:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return True
+        except self.client.exceptions.ClientError as exc:  # an outage is not a missing bucket: raise it
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+                return False
+            raise
+
+    def list_files(self, prefix: str) -> list[FileInfo]:
+        out = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for obj in page.get("Contents", []):
+                version = f"{obj['Size']}:{obj.get('ETag', '')}:{obj['LastModified'].isoformat()}"
+                out.append(FileInfo(obj["Key"][len(self.prefix):], obj["Size"], version))
+        return sorted(out, key=lambda i: i.key)
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"{key}: no such object") from None
 
     def list(self, prefix: str) -> list[str]:
         out = []
@@ -180,30 +335,169 @@ class S3Store(Store):
             )
             self.delete([staging_key])
 
+    def sweep_leftovers(self, prefix: str, older_than: timedelta) -> list[str]:
+        # Object writes are atomic, so only folders copied from a local lake can hold such names.
+        cutoff = datetime.now(timezone.utc) - older_than
+        leftovers = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"][len(self.prefix):]
+                if any(is_leftover(part) for part in key.split("/")) and obj["LastModified"] < cutoff:
+                    leftovers.append(key)
+        for i in range(0, len(leftovers), 1000):
+            chunk = [{"Key": self.prefix + k} for k in leftovers[i : i + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+        return sorted(leftovers)
 
-def duckdb_connection(s3_client: Any | None = None, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+
+_NAME_ENDPOINT_HANDLER = "warehouse-name-endpoint-in-errors"
+_UNAVAILABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestTimeout",
+                      "ServiceUnavailable", "InternalError", "TooManyRequestsException"}
+
+
+def _name_endpoint_in_errors(http_response: Any, parsed: dict, **_: Any) -> None:
+    """botocore `after-call` hook: an S3 error that outlived the retries (5xx, throttling) says
+    which endpoint gave it and after how many attempts. Never the request's headers."""
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    status = getattr(http_response, "status_code", 0) or 0
+    if not error or not (status >= 500 or error.get("Code") in _UNAVAILABLE_CODES):
+        return
+    url = urlsplit(getattr(http_response, "url", "") or "")
+    attempts = (parsed.get("ResponseMetadata") or {}).get("RetryAttempts", 0) + 1
+    message = error.get("Message") or f"HTTP {status}"
+    error["Message"] = (f"{message} [the S3 endpoint {url.scheme}://{url.netloc} answered HTTP {status} "
+                        f"to {attempts} attempt{'s' if attempts != 1 else ''}]")
+
+
+def duckdb_connection(s3_client: Any | None = None, *, memory_limit: str | None = None,
+                      max_attempts: int = Settings.s3_max_attempts) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB in UTC that can read and write the stores (httpfs for S3)."""
     config = {"extension_directory": HTTPFS_DIR, "autoinstall_known_extensions": "false",
               "autoload_known_extensions": "false"}
     if memory_limit:
         config["memory_limit"] = memory_limit
+        config["temp_directory"] = SPILL_DIR  # past the limit DuckDB spills here, not into the cwd
     con = duckdb.connect(config=config)
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
     if s3_client is not None:
-        con.execute("LOAD httpfs")
-        con.execute(s3_secret_sql(s3_client))
+        configure_s3(con, s3_client, max_attempts)
     return con
 
 
-def s3_secret_sql(s3_client: Any) -> str:
-    """CREATE SECRET for DuckDB from a boto3 client's own credentials and endpoint (never logged)."""
-    creds = s3_client._request_signer._credentials.get_frozen_credentials()
+# DuckDB's httpfs retries a failed request (connection error, 408, 429, 5xx such as 503 SlowDown)
+# at once, then after WAIT, WAIT*BACKOFF, WAIT*BACKOFF^2, ...: with 10 attempts the last one is
+# 51 s after the first, so an outage of that long is ridden out; boto's standard mode (the other
+# S3 client) waits a random 0..2^n s, at most 20 s, between its attempts.
+HTTP_RETRY_WAIT_MS = 200
+HTTP_RETRY_BACKOFF = 2
+HTTP_TIMEOUT_SECONDS = 30  # per attempt: connect, read or write
+
+
+def configure_s3(con: duckdb.DuckDBPyConnection, s3_client: Any, max_attempts: int = Settings.s3_max_attempts) -> None:
+    """Load httpfs on `con`, retry its HTTP requests with backoff (`max_attempts` in all) and give it
+    the boto3 client's credentials and endpoint as a temporary secret.
+
+    The credentials are bound as prepared-statement parameters: they never appear in SQL text,
+    so no quote, backslash or semicolon in a key can change the statement, and no log line,
+    query profile or error message that quotes the statement can show them."""
+    con.execute("LOAD httpfs")
+    # GLOBAL: these are session settings, and cursors of `con` (dbt's) must have them too.
+    con.execute(f"SET GLOBAL http_retries = {max(0, int(max_attempts) - 1)}")
+    con.execute(f"SET GLOBAL http_retry_wait_ms = {HTTP_RETRY_WAIT_MS}")
+    con.execute(f"SET GLOBAL http_retry_backoff = {HTTP_RETRY_BACKOFF}")
+    con.execute(f"SET GLOBAL http_timeout = {HTTP_TIMEOUT_SECONDS}")
+    options, values = s3_secret_options(s3_client)
+    con.execute("CREATE OR REPLACE TEMPORARY SECRET warehouse_s3 ("
+                + ", ".join(f"{name} ?" for name in options) + ")", values)
+
+
+def s3_secret_options(s3_client: Any) -> tuple[list[str], list[Any]]:
+    """The options of DuckDB's S3 secret (names, then values to bind) from a boto3 client's own
+    credentials and endpoint. The values must only ever be bound as parameters."""
+    names, values = ["TYPE"], ["s3"]
+
+    def add(name: str, value: Any) -> None:
+        names.append(name)
+        values.append(value)
+
+    credentials = s3_client._request_signer._credentials  # the client's resolved credential chain
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        add("KEY_ID", frozen.access_key)
+        add("SECRET", frozen.secret_key)
+        if frozen.token:
+            add("SESSION_TOKEN", frozen.token)
+    add("REGION", s3_client.meta.region_name or "us-east-1")
     endpoint = s3_client.meta.endpoint_url or ""
-    region = s3_client.meta.region_name or "us-east-1"
-    parts = [f"TYPE s3", f"KEY_ID '{creds.access_key}'", f"SECRET '{creds.secret_key}'", f"REGION '{region}'"]
-    if creds.token:
-        parts.append(f"SESSION_TOKEN '{creds.token}'")
     if endpoint and "amazonaws.com" not in endpoint:
-        host = endpoint.split("://", 1)[-1].rstrip("/")
-        parts += [f"ENDPOINT '{host}'", "URL_STYLE 'path'", f"USE_SSL {'true' if endpoint.startswith('https') else 'false'}"]
-    return "CREATE OR REPLACE SECRET warehouse_s3 (" + ", ".join(parts) + ")"
+        add("ENDPOINT", endpoint.split("://", 1)[-1].rstrip("/"))
+        add("URL_STYLE", "path")
+        add("USE_SSL", endpoint.startswith("https"))
+    return names, values
+
+
+# --- the DuckDB file of the marts: one process at a time -------------------------------------
+
+class DuckDBFileBusy(TimeoutError):
+    """The DuckDB file stayed locked by another process past WAREHOUSE_DUCKDB_LOCK_TIMEOUT."""
+
+
+def lock_path(duckdb_path: str) -> str:
+    """The lock file beside the DuckDB file (an OS lock on it: released when its process dies)."""
+    return duckdb_path + ".lock"
+
+
+def holder_path(duckdb_path: str) -> str:
+    """Who holds the lock, written by the holder while it holds it: pid, host, run, purpose, since."""
+    return duckdb_path + ".lock.holder"
+
+
+def describe_holder(duckdb_path: str) -> str:
+    try:
+        holder = json.loads(Path(holder_path(duckdb_path)).read_text())
+    except (OSError, ValueError):
+        return "held by a process that has not said who it is"
+    since = datetime.fromisoformat(holder["since"])
+    ago = int((datetime.now(timezone.utc) - since).total_seconds())
+    run = f" of run {holder['run_id']}" if holder.get("run_id") else ""
+    return (f"held by pid {holder.get('pid')} on {holder.get('host')} ({holder.get('purpose')}{run}) "
+            f"since {since:%Y-%m-%d %H:%M:%S} UTC, {ago} s ago")
+
+
+@contextmanager
+def duckdb_file_lock(duckdb_path: str, timeout: float, purpose: str, run_id: str | None = None,
+                     log: Any = None) -> Iterator[None]:
+    """Hold the DuckDB file for this process: wait up to `timeout` seconds for whoever has it
+    (another backfill's dbt step, a check, a summary), then fail naming them."""
+    Path(duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+    # One lock object per file in a process (is_singleton): a nested acquire in the same thread
+    # re-enters instead of waiting for itself.
+    lock = FileLock(lock_path(duckdb_path), is_singleton=True)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        if log is not None:
+            log.warning(f"waiting up to {timeout:g} s for the DuckDB file {duckdb_path}: {describe_holder(duckdb_path)}")
+        started = time.monotonic()
+        try:
+            lock.acquire(timeout=timeout, poll_interval=0.2)
+        except Timeout:
+            raise DuckDBFileBusy(
+                f"the DuckDB file {duckdb_path} is still in use after waiting {timeout:g} s "
+                f"(WAREHOUSE_DUCKDB_LOCK_TIMEOUT): {describe_holder(duckdb_path)}") from None
+        if log is not None:
+            log.warning(f"got the DuckDB file {duckdb_path} after waiting {time.monotonic() - started:.0f} s")
+    outermost = lock.lock_counter == 1
+    try:
+        if outermost:
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose, "run_id": run_id,
+                      "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            tmp = f"{holder_path(duckdb_path)}.{os.getpid()}.tmp"
+            Path(tmp).write_text(json.dumps(holder))
+            os.replace(tmp, holder_path(duckdb_path))
+        yield
+    finally:
+        if outermost:
+            Path(holder_path(duckdb_path)).unlink(missing_ok=True)
+        lock.release()

@@ -90,3 +90,16 @@ def test_new_files_in_a_recent_hour_start_its_landing(tmp_path):
     omny_file(Path(settings.landing), now - timedelta(hours=1), "two", [("y", now - timedelta(hours=1))])
     third = tick(defs, instance, "landing_files_sensor", result.cursor)
     assert [r.partition_key for r in third.run_requests] == [format_hour(now - timedelta(hours=1))]
+
+
+def test_a_file_rewritten_under_the_same_name_is_landed_again(tmp_path):
+    settings, defs, instance = setup(tmp_path)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    omny_file(Path(settings.landing), now, "same", [("x", now)])
+    first = tick(defs, instance, "landing_files_sensor")
+    assert len(first.run_requests) == 1
+    # the vendor rewrites the file (more events, same name): its size and modification time change
+    omny_file(Path(settings.landing), now, "same", [("x", now), ("y", now + timedelta(minutes=1))])
+    second = tick(defs, instance, "landing_files_sensor", first.cursor)
+    assert [r.partition_key for r in second.run_requests] == [format_hour(now)]
+    assert second.run_requests[0].run_key != first.run_requests[0].run_key

@@ -151,13 +151,18 @@ def before_rows(snapshot, source, arrival_hour):
     return sum(len(rows) for k, rows in snapshot.items() if k.startswith(prefix))
 
 
-def test_events_before_the_first_partition_are_reported_not_dropped_silently(tmp_path):
+def test_events_before_the_first_partition_are_quarantined_with_the_reason(tmp_path):
     generate_all(tmp_path / "landing", START, 4, seed=3, sources=("omny",))
     first = START + timedelta(hours=2)
     settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
                         duckdb_path=str(tmp_path / "w.duckdb"), start=first)
     report = run_backfill(settings, first, first + timedelta(hours=2), ["omny"], marts=False)
     assert report.ok
-    (note,) = report.notes
-    assert "before WAREHOUSE_START (2026-01-05T02) hold landed rows" in note
-    assert report.landed["omny"]["rows_landed"] > report.events["omny"]["rows_in"]
+    reason = "event time before the first partition 2026-01-05T02 (WAREHOUSE_START)"
+    early = report.landed["omny"]["quarantine_reasons"][reason]
+    assert early > 0
+    assert not report.notes
+    quarantined = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/lake/omny/quarantine/*/*.parquet') "
+                             f"where reason like '{reason}%'").fetchone()[0]
+    assert quarantined == early
+    assert report.landed["omny"]["rows_landed"] == report.events["omny"]["rows_in"]

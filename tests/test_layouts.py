@@ -41,9 +41,17 @@ def test_foreign_or_invalid_paths_are_not_files_of_the_source(contracts, source,
     assert arrival(contracts, source, key) is None
 
 
-def test_listing_prefix_narrows_to_the_arrival_hour(contracts):
+def test_listing_covers_the_day_folder_of_the_arrival_hour(contracts):
+    """One listing per day finds an hour's files and any stray file beside them."""
     omny = contracts["omny"].layouts[0]
-    assert omny.list_prefix(datetime(2019, 3, 18, 0, tzinfo=UTC)) == "omny/2019/2019-03/2019-03-18/2019-03-18T00"
+    assert omny.scan_prefix(datetime(2019, 3, 18, 7, tzinfo=UTC)) == "omny/2019/2019-03/2019-03-18/"
     daily = next(l for l in contracts["altis"].layouts if not l.hourly)
-    assert daily.list_prefix(datetime(2026, 1, 5, 0, tzinfo=UTC)) == "altis/2026-01-04."
-    assert daily.list_prefix(datetime(2026, 1, 5, 1, tzinfo=UTC)) is None  # daily files arrive at midnight only
+    assert daily.scan_prefix(datetime(2026, 1, 5, 0, tzinfo=UTC)) == "altis/2026-01-04."
+    atomic = contracts["atomic"].layouts[0]
+    assert atomic.scan_prefix(datetime(2026, 1, 5, 3, tzinfo=UTC)) == "atomic/2026-01-05T"
+
+
+def test_extensions_match_whatever_their_case(contracts):
+    omny = contracts["omny"].layouts[0]
+    hit = omny.match("omny/2026/2026-01/2026-01-05/2026-01-05T1012_101200.000_ab.JSONL.GZ")
+    assert hit == (datetime(2026, 1, 5, 10, tzinfo=UTC), "jsonl.gz")

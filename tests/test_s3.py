@@ -17,8 +17,10 @@ START = datetime(2026, 1, 5, 22, tzinfo=UTC)  # across midnight, and the Altis d
 HOURS = 4
 
 
-def test_land_and_build_events_on_s3(s3_env, tmp_path):
+def test_land_and_build_events_on_s3(s3_env, tmp_path, monkeypatch):
     client = s3_env
+    # a secret key that would break SQL text: the stores, the lake's DuckDB and dbt's must take it as it is
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "it's\"a\\secret;--")
     client.create_bucket(Bucket="vendor-drop")
     client.create_bucket(Bucket="lake")
     landing = tmp_path / "landing"

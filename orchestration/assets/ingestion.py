@@ -9,10 +9,12 @@ import dagster as dg
 
 from orchestration.contracts import SourceContract
 from orchestration.lake.events import EventsLedger, build_event_hours
-from orchestration.lake.landed import DEDUPE_WINDOW, LandedLedger, land_hours
+from orchestration.lake.landed import DEDUPE_WINDOW, LandedLedger, LandingInterrupted, LandingRules, land_hours
 from orchestration.partitions import hours_between
 from orchestration.resources import StorageResource, lake_duckdb
-from orchestration.settings import format_hour
+from orchestration.settings import Settings, format_hour
+from orchestration.sources.readers import ReadLimits
+from orchestration.sources.records import EventTimeRange
 
 LEDGER_CHECK = "ledger_balances"
 WINDOW_HOURS = DEDUPE_WINDOW // timedelta(hours=1)
@@ -26,15 +28,28 @@ def events_key(source: str) -> dg.AssetKey:
     return dg.AssetKey(f"{source}_events")
 
 
+REPORTED_NAMES = 50  # file names listed in metadata; the count is always whole
+
+
+def landing_rules(settings: Settings) -> LandingRules:
+    return LandingRules(
+        limits=ReadLimits(max_line_bytes=settings.max_line_bytes, max_file_bytes=settings.max_file_bytes),
+        times=EventTimeRange(first_hour=settings.start, max_ahead=timedelta(hours=settings.max_event_ahead_hours)))
+
+
+def _sum_counts(dicts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, n in d.items():
+            out[k] = out.get(k, 0) + n
+    return out
+
+
 def landed_metadata(ledgers: list[LandedLedger], affected: list[str]) -> dict:
     total = lambda attr: sum(getattr(l, attr) for l in ledgers)
-    reasons: dict[str, int] = {}
-    lateness: dict[str, int] = {}
-    for l in ledgers:
-        for r, n in l.quarantine_reasons.items():
-            reasons[r] = reasons.get(r, 0) + n
-        for b, n in l.lateness.items():
-            lateness[b] = lateness.get(b, 0) + n
+    reasons = dict(sorted(_sum_counts(l.quarantine_reasons for l in ledgers).items(), key=lambda kv: -kv[1]))
+    lateness = _sum_counts(l.lateness for l in ledgers)
+    reported = {k: r for l in ledgers for k, r in l.files_reported.items()}
     touched = sorted({h for l in ledgers for h in l.event_hours_touched})
     return {
         "arrival_hours": len(ledgers),
@@ -44,6 +59,9 @@ def landed_metadata(ledgers: list[LandedLedger], affected: list[str]) -> dict:
         "rows_quarantined": total("rows_quarantined"),
         "late_events": total("late_events"),
         "beyond_dedupe_window": total("beyond_window"),
+        "files_reported": len(reported),
+        "reported_files": dg.MetadataValue.json(dict(list(reported.items())[:REPORTED_NAMES])),
+        "schema_drift": dg.MetadataValue.json(_sum_counts(l.schema_drift for l in ledgers)),
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "lateness": dg.MetadataValue.json(lateness),
         "event_hours_touched": dg.MetadataValue.json(touched),
@@ -81,8 +99,9 @@ def _ledger_check(asset_key: dg.AssetKey, ledgers, describe) -> dg.AssetCheckRes
 
 
 def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.PartitionsDefinition,
-                           event_partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+                           event_partitions: dg.PartitionsDefinition, settings: Settings) -> list[dg.AssetsDefinition]:
     source = contract.name
+    rules = landing_rules(settings)
     landed_asset_key, events_asset_key = landed_key(source), events_key(source)
     owners = []
     common = dict(group_name=source, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"parquet", "duckdb"})
@@ -100,11 +119,22 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     def landed(context: dg.AssetExecutionContext, landing: StorageResource, lake: StorageResource):
         start, end = context.partition_time_window
         hours = hours_between(start, end)
-        with lake_duckdb(landing, lake) as con:
-            ledgers, affected = land_hours(contract, landing.store(), lake.store(), hours, con)
+        try:
+            with lake_duckdb(landing, lake) as con:
+                ledgers, affected = land_hours(contract, landing.store(), lake.store(), hours, con, rules)
+        except LandingInterrupted as exc:  # the store failed: say what was published before it did
+            raise dg.Failure(
+                description=f"{source}: the store failed after {len(exc.ledgers)} of {len(hours)} arrival hours "
+                            f"landed: {type(exc.cause).__name__}: {exc.cause}",
+                metadata=landed_metadata(exc.ledgers, exc.affected)) from exc
+        except FileNotFoundError as exc:  # the landing root itself
+            raise dg.Failure(description=str(exc)) from None
         meta = landed_metadata(ledgers, affected)
         context.log.info(f"{source}: {meta['files']} files, {meta['rows_read']} rows read, {meta['rows_landed']} landed, "
                          f"{meta['rows_quarantined']} quarantined; {len(affected)} event hours affected")
+        if meta["files_reported"]:
+            context.log.warning(f"{source}: {meta['files_reported']} files landed nothing: "
+                                + "; ".join(f"{k} ({r})" for k, r in list(meta["reported_files"].value.items())[:5]))
         return dg.MaterializeResult(metadata=meta, check_results=[_ledger_check(
             landed_asset_key, ledgers,
             lambda l: f"{format_hour(l.arrival_hour)}: read {l.rows_read} != landed {l.rows_landed} + quarantined {l.rows_quarantined} "

@@ -4,6 +4,8 @@ This is the only step that writes the DuckDB file."""
 
 
 import json
+import shutil
+import time
 from datetime import timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +20,13 @@ from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseRe
 
 DBT_ASSETS_NAME = "warehouse_dbt"
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# One target folder per dbt run under target/runs/ (dagster-dbt would make a new one per
+# invocation and keep it forever): removed when the run succeeds; a failed run's folder (its
+# dbt.log) is kept, the newest KEEP_FAILED_RUNS of them.
+DBT_RUNS_DIR = Path("target") / "runs"
+KEEP_FAILED_RUNS = 3
+FAILED_MARKER = "FAILED"
+STALE_AFTER_SECONDS = 24 * 3600  # a run folder nobody finished (the process was killed)
 
 
 def _newest_source_file() -> float:
@@ -57,6 +66,48 @@ class WarehouseTranslator(DagsterDbtTranslator):
         return fqn[1] if len(fqn) > 2 else "marts"
 
 
+def dbt_errors(invocation: Any) -> str:
+    """dbt's own error lines (what it logged at level error), else its exit code and log file."""
+    error = invocation.get_error()
+    text = getattr(error, "description", None) or str(error or "")
+    marker = "Errors parsed from dbt logs:"
+    if marker in text:
+        lines = []
+        for line in text.split(marker, 1)[1].splitlines():
+            if line.startswith("Traceback (most recent call last)"):  # dbt's own stack: in its log
+                break
+            if line.strip():
+                lines.append(line.strip())
+        return " | ".join(lines)[:2000]
+    return f"dbt exited with code {invocation.process.returncode}; see {invocation.target_path / 'dbt.log'}"
+
+
+def tidy_target(run_target: Path, succeeded: bool) -> None:
+    """Remove this run's dbt target folder when it succeeded (mark it when it failed), then the
+    failed ones beyond the newest KEEP_FAILED_RUNS, the stale ones, and the per-invocation
+    folders older versions left in target/ (`warehouse_dbt-<run>-<uuid>`)."""
+    if succeeded:
+        shutil.rmtree(run_target, ignore_errors=True)
+    elif run_target.is_dir():
+        (run_target / FAILED_MARKER).touch()
+    runs_dir = run_target.parent
+    now = time.time()
+
+    def age(path: Path) -> float:
+        try:
+            return now - path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    failed = sorted((p for p in runs_dir.glob(f"*/{FAILED_MARKER}")), key=age)
+    doomed = [p.parent for p in failed[KEEP_FAILED_RUNS:]]
+    doomed += [p for p in runs_dir.iterdir() if p.is_dir() and not (p / FAILED_MARKER).exists()
+               and p != run_target and age(p) > STALE_AFTER_SECONDS] if runs_dir.is_dir() else []
+    doomed += [p for p in runs_dir.parent.glob(f"{DBT_ASSETS_NAME}-*") if p.is_dir() and age(p) > 3600]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def dbt_vars(window: dg.TimeWindow, lake: StorageResource, warehouse: WarehouseResource) -> dict[str, str]:
     def iso(t):
         return t.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
@@ -79,16 +130,31 @@ def build_dbt_assets(event_partitions: dg.PartitionsDefinition) -> dg.AssetsDefi
                       warehouse: WarehouseResource):
         warehouse.prepare()
         variables = dbt_vars(context.partition_time_window, lake, warehouse)
-        context.log.info(f"dbt build over [{variables['min_date']}, {variables['max_date']})")
-        # Failed dbt tests are reported as failed (blocking) asset checks, not as a crash of the
-        # step, so the contract checks still run and name the rows; a model that fails to build does fail it.
-        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False)
-        yield from invocation.stream()
-        failed = [r for r in invocation.get_artifact("run_results.json").get("results", [])
-                  if r.get("unique_id", "").startswith("model.") and r.get("status") == "error"]
-        if failed:
-            raise dg.Failure(
-                description="dbt could not build " + ", ".join(r["unique_id"].split(".")[-1] for r in failed),
-                metadata={r["unique_id"].split(".")[-1]: (r.get("message") or "")[:1000] for r in failed})
+        target = DBT_RUNS_DIR / context.run_id  # dbt's artifacts and log of this run, removed when it succeeds
+        # The Dagster pool only orders steps of one instance: the file lock makes a second backfill
+        # (another process, another instance) wait here instead of failing on DuckDB's own lock.
+        with warehouse.lock("dbt build", run_id=context.run_id, log=context.log):
+            context.log.info(f"dbt build over [{variables['min_date']}, {variables['max_date']})")
+            # Failed dbt tests are reported as failed (blocking) asset checks, not as a crash of the
+            # step, so the contract checks still run and name the rows; a model that fails to build does fail it.
+            invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
+                                 target_path=target)
+            succeeded = False
+            try:
+                yield from invocation.stream()
+                run_results = invocation.target_path / "run_results.json"
+                if not run_results.exists():  # dbt stopped before running anything: say why, in its words
+                    raise dg.Failure(description=f"dbt build failed: {dbt_errors(invocation)}",
+                                     metadata={"dbt_log": str(invocation.target_path / "dbt.log")})
+                failed = [r for r in json.loads(run_results.read_text()).get("results", [])
+                          if r.get("unique_id", "").startswith("model.") and r.get("status") == "error"]
+                if failed:
+                    raise dg.Failure(
+                        description="dbt could not build " + "; ".join(
+                            f"{r['unique_id'].split('.')[-1]}: {(r.get('message') or '').strip()[:500]}" for r in failed),
+                        metadata={r["unique_id"].split(".")[-1]: (r.get("message") or "")[:1000] for r in failed})
+                succeeded = True
+            finally:
+                tidy_target(invocation.target_path, succeeded)
 
     return warehouse_dbt

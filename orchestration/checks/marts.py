@@ -47,7 +47,7 @@ def build_mart_checks(marts: dict[str, MartContract]) -> dg.AssetChecksDefinitio
         from orchestration.checks.great_expectations import validate_mart
 
         window = run_window(context.run.tags)
-        with warehouse.read_only() as con:
+        with warehouse.read_only("mart contract checks", run_id=context.run.run_id, log=context.log) as con:
             tables = WarehouseResource.relations(con)
             for key in sorted(context.selected_asset_check_keys, key=str):
                 mart = marts[key.asset_key.path[-1]]

@@ -68,6 +68,7 @@ CHUNK = timedelta(hours=24)  # event hours written per COPY: bounds memory on lo
 def build_event_hours(contract: SourceContract, lake: Store, start: datetime, end: datetime,
                       con: duckdb.DuckDBPyConnection) -> list[EventsLedger]:
     """Materialise the event hours of [start, end), a day of hours at a time."""
+    paths.sweep_leftovers(contract.name, lake)
     ledgers, chunk_start = [], start
     while chunk_start < end:
         chunk_end = min(chunk_start + CHUNK, end)

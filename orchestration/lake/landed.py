@@ -3,7 +3,6 @@ and written as Parquet under the hour each event happened; bad records to quaran
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -13,9 +12,11 @@ import pyarrow as pa
 
 from orchestration.contracts import SourceContract
 from orchestration.lake import paths
-from orchestration.settings import format_hour
-from orchestration.sources.readers import RAW_SCHEMA, read_file
-from orchestration.sources.records import lake_columns, sql_str, typed_records_sql
+from orchestration.lake.paths import HourFiles, scan_landing
+from orchestration.settings import LANDING_VARIABLE, format_hour
+from orchestration.sources.readers import (DamagedFile, ReadLimits, empty_table, file_error_table, is_flat,
+                                           read_batches)
+from orchestration.sources.records import EventTimeRange, lake_columns, sql_str, typed_records_sql
 from orchestration.storage import Store
 
 UTC = timezone.utc
@@ -42,32 +43,14 @@ class LandedLedger:
     lateness: dict[str, int] = field(default_factory=dict)
     late_events: int = 0  # two or more hours late
     beyond_window: int = 0  # more than 24 hours late: kept, and reported
+    files_reported: dict[str, str] = field(default_factory=dict)  # file -> why it landed nothing
+    schema_drift: dict[str, int] = field(default_factory=dict)  # field the contract does not name -> records
 
     @property
     def balanced(self) -> bool:
         return (self.rows_read == self.rows_landed + self.rows_quarantined
                 and self.written_landed == self.rows_landed
                 and self.written_quarantined == self.rows_quarantined)
-
-
-def _flat_key_map(contract: SourceContract) -> dict[str, str]:
-    return {f.path.lower(): f.path for f in contract.fields}
-
-
-def _staged(contract: SourceContract, landing: Store, files: list[tuple[str, str]],
-            arrival_hour: datetime, con: duckdb.DuckDBPyConnection) -> dict[bool, pa.Table]:
-    """Raw records of every file, grouped by shape (nested JSON / flattened)."""
-    key_map = _flat_key_map(contract)
-    tables: dict[bool, list[pa.Table]] = {False: [], True: []}
-    for key, fmt in files:
-        result = read_file(fmt, landing.uri(key), lambda k=key: landing.read_bytes(k), con, key_map)
-        t = result.table
-        n = t.num_rows
-        t = t.append_column("source_file", pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(n, np.int32)), pa.array([key], pa.string())))
-        t = t.append_column("arrival_hour", pa.array(np.full(n, np.datetime64(arrival_hour.replace(tzinfo=None), "us"))))
-        tables[result.flat].append(t)
-    return {flat: pa.concat_tables(ts) for flat, ts in tables.items() if ts}
 
 
 EVENT_HOUR_SQL = "strftime(date_trunc('hour', event_ts), '%Y-%m-%dT%H')"
@@ -85,37 +68,128 @@ def _write(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str) ->
     con.execute(f"COPY ({query}) TO {sql_str(lake.uri(key))} (FORMAT parquet, COMPRESSION zstd)")
 
 
+@dataclass(frozen=True)
+class LandingRules:
+    """What a record must be to land, beyond its contract: read limits and event-time range."""
+
+    limits: ReadLimits
+    times: EventTimeRange | None = None
+
+
+DEFAULT_RULES = LandingRules(ReadLimits())
+
+
+def _store_failure(exc: BaseException) -> bool:
+    """An error of the store (network, throttling, credentials), not of one file."""
+    if isinstance(exc, duckdb.HTTPException):
+        return True
+    try:
+        import botocore.exceptions as bex
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, bex.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or status in (401, 403, 429)
+    return isinstance(exc, bex.BotoCoreError)
+
+
+def _file_reason(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished between listing and reading"
+    if isinstance(exc, PermissionError):
+        return "file cannot be read: permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "not a file: a folder"
+    return f"unreadable file: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+
+
+class _HourWriter:
+    """Typed records of one arrival hour, gathered batch by batch into the DuckDB table `_typed`
+    (DuckDB holds them under its memory limit, spilling to disk past it)."""
+
+    def __init__(self, contract: SourceContract, arrival_hour: datetime, con: duckdb.DuckDBPyConnection,
+                 rules: LandingRules):
+        self.contract, self.con, self.rules = contract, con, rules
+        self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
+        con.register("_batch", self._with_file(empty_table(), ""))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * FROM "
+                    f"({typed_records_sql(contract, '_batch', False, rules.times)}) LIMIT 0")
+        con.unregister("_batch")
+
+    def _with_file(self, table: pa.Table, key: str) -> pa.Table:
+        n = table.num_rows
+        table = table.append_column("source_file", pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32)), pa.array([key], pa.string())))
+        return table.append_column("arrival_hour", pa.array(np.full(n, self.arrival)))
+
+    def add(self, table: pa.Table, key: str, flat: bool) -> int:
+        self.con.register("_batch", self._with_file(table, key))
+        try:
+            self.con.execute("INSERT INTO _typed BY NAME " +
+                             typed_records_sql(self.contract, "_batch", flat, self.rules.times))
+        finally:
+            self.con.unregister("_batch")
+        return table.num_rows
+
+    def drop(self, key: str) -> None:
+        self.con.execute("DELETE FROM _typed WHERE source_file = ?", [key])
+
+    def read(self, landing: Store, key: str, fmt: str, damaged: str | None = None) -> int:
+        flat = is_flat(fmt)
+        return sum(self.add(batch, key, flat) for batch in read_batches(
+            fmt, landing.uri(key), lambda: landing.open(key), self.con, self.key_map, self.rules.limits, damaged))
+
+    @property
+    def key_map(self) -> dict[str, str]:
+        return {f.path.lower(): f.path for f in self.contract.fields}
+
+    def land_file(self, landing: Store, key: str, fmt: str) -> str | None:
+        """Read one file into `_typed`, isolating its failures; returns why it gave no records, if so."""
+        try:
+            if self.read(landing, key, fmt) == 0:
+                return "empty file: no records"
+            return None
+        except DamagedFile as exc:  # found at its end: read again, every record quarantined
+            self.drop(key)
+            try:
+                self.read(landing, key, fmt, damaged=str(exc))
+            except Exception as again:
+                if _store_failure(again):
+                    raise
+                self.drop(key)
+                self.add(file_error_table(str(exc)), key, is_flat(fmt))
+        except Exception as exc:
+            if _store_failure(exc):
+                raise
+            self.drop(key)
+            self.add(file_error_table(_file_reason(exc)), key, is_flat(fmt))
+        return None
+
+
 def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hour: datetime,
-              con: duckdb.DuckDBPyConnection, run_ids: str | None = None) -> LandedLedger:
-    """Materialise one arrival hour of the landed layer, idempotently.
+              con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES, found: HourFiles | None = None,
+              run_ids: str | None = None) -> LandedLedger:
+    """Materialise one arrival hour of the landed layer, idempotently. A file that cannot be read
+    is quarantined (every record of it, or one record naming the file) and the others land.
 
     When `run_ids` names a table (event_id, event_hour), the ids landed here are appended to it."""
     source = contract.name
     ledger = LandedLedger(source=source, arrival_hour=arrival_hour)
-    files = paths.arrived_files(contract, landing, arrival_hour)
-    ledger.files = len(files)
+    if found is None:
+        found = scan_landing(contract, landing, [arrival_hour])[arrival_hour]
+    ledger.files = len(found.files)
+    ledger.files_reported = dict(found.reported)
 
     partition = paths.landed_partition(source, arrival_hour)
     old_keys = lake.list(partition + "/")
     old_hours = {paths.hour_from_key(k, "event_hour") for k in old_keys if "event_hour=" in k}
     q_key = paths.quarantine_file(source, arrival_hour)
 
-    staged = _staged(contract, landing, files, arrival_hour, con)
-    selects = []
-    for flat, table in staged.items():
-        name = f"_staged_{'flat' if flat else 'nested'}"
-        con.register(name, table)
-        selects.append(typed_records_sql(contract, name, flat))
-    columns = ", ".join(f'"{c}"' for c in lake_columns(contract))
-    if selects:
-        con.execute("CREATE OR REPLACE TEMP TABLE _typed AS " + " UNION ALL BY NAME ".join(f"({s})" for s in selects))
-    else:
-        con.execute("CREATE OR REPLACE TEMP TABLE _typed AS SELECT * FROM (" +
-                    typed_records_sql(contract, "_empty", False).replace("FROM _empty",
-                    "FROM (SELECT NULL::TIMESTAMP AS arrival_hour, NULL::VARCHAR AS source_file, "
-                    "NULL::BIGINT AS source_line, NULL::VARCHAR AS raw, NULL::VARCHAR AS file_error) WHERE false") + ")")
-    for flat in staged:
-        con.unregister(f"_staged_{'flat' if flat else 'nested'}")
+    writer = _HourWriter(contract, arrival_hour, con, rules)
+    for info, fmt in found.files:
+        empty = writer.land_file(landing, info.key, fmt)
+        if empty:
+            ledger.files_reported[info.key] = empty
 
     counts = con.execute("""
         SELECT count(*), count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM _typed
@@ -125,11 +199,15 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
         SELECT split_part(reason, '; ', 1) AS r, count(*) FROM _typed WHERE reason IS NOT NULL
         GROUP BY r ORDER BY count(*) DESC, r
     """).fetchall())
+    ledger.schema_drift = dict(con.execute("""
+        SELECT field, count(*) FROM (SELECT unnest(unknown_fields) AS field FROM _typed WHERE unknown_fields IS NOT NULL)
+        GROUP BY field ORDER BY count(*) DESC, field
+    """).fetchall())
 
     hours = con.execute("""
         SELECT date_trunc('hour', event_ts) AS h, count(*) FROM _typed WHERE reason IS NULL GROUP BY h ORDER BY h
     """).fetchall()
-    new_hours = {h.replace(tzinfo=arrival_hour.tzinfo): n for h, n in hours}
+    new_hours = {h.replace(tzinfo=UTC): n for h, n in hours}
     ledger.event_hours_touched = {format_hour(h): n for h, n in new_hours.items()}
     ledger.event_hours_removed = sorted(format_hour(h) for h in old_hours - set(new_hours))
 
@@ -144,6 +222,7 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     ledger.beyond_window = lateness.get("over_24h", 0)
 
     # Write the whole partition to a staging place (one COPY, a file per event hour), then move it into place.
+    columns = ", ".join(f'"{c}"' for c in lake_columns(contract))
     staging = lake.staging_key(partition)
     written = [f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}" for h in sorted(new_hours)]
     if new_hours:
@@ -151,6 +230,7 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
                                      f"WHERE reason IS NULL", staging)
     for hour, n in new_hours.items():  # index first, so a reader never misses a landed file
         lake.write_bytes(paths.index_marker(source, hour, arrival_hour), str(n).encode())
+    paths.sweep_leftovers(source, lake, event_hours=sorted(new_hours))
     if written or old_keys:
         if staging != partition:
             if written:
@@ -188,26 +268,43 @@ def _count_rows(con: duckdb.DuckDBPyConnection, lake: Store, keys: list[str]) ->
                        f"FROM parquet_file_metadata([{uris}]))").fetchone()[0]
 
 
+class LandingInterrupted(RuntimeError):
+    """The store failed part-way: `ledgers` are the arrival hours published before it did."""
+
+    def __init__(self, cause: BaseException, ledgers: list[LandedLedger], affected: list[str]):
+        super().__init__(str(cause))
+        self.cause, self.ledgers, self.affected = cause, ledgers, affected
+
+
 def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_hours: list[datetime],
-               con: duckdb.DuckDBPyConnection) -> tuple[list[LandedLedger], list[str]]:
+               con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES) -> tuple[list[LandedLedger], list[str]]:
     """Materialise several arrival hours (one run); return their ledgers and the event hours
-    affected: those touched, plus later hours (within 24 h) holding a copy of an id landed here."""
+    affected: those touched, plus later hours (within 24 h) holding a copy of an id landed here.
+    When the store fails part-way, LandingInterrupted carries the ledgers of the hours published."""
+    if not landing.root_exists():
+        raise FileNotFoundError(f"the landing root {landing.root} does not exist: check {LANDING_VARIABLE}")
     ledgers, affected = [], set()
-    for i in range(0, len(arrival_hours), CHUNK_HOURS):  # a day at a time bounds the ids held
-        con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP)")
-        chunk = [land_hour(contract, landing, lake, hour, con, run_ids="_run_ids")
-                 for hour in arrival_hours[i : i + CHUNK_HOURS]]
-        for ledger in chunk:
-            affected.update(ledger.event_hours_touched)
-            affected.update(ledger.event_hours_removed)
-        affected.update(_later_copies(contract, lake, con))
-        con.execute("DROP TABLE _run_ids")
-        ledgers.extend(chunk)
+    try:
+        paths.sweep_leftovers(contract.name, lake, arrival_hours)
+        found = scan_landing(contract, landing, arrival_hours)
+        for i in range(0, len(arrival_hours), CHUNK_HOURS):  # a day at a time bounds the ids held
+            con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP)")
+            for hour in arrival_hours[i : i + CHUNK_HOURS]:
+                ledger = land_hour(contract, landing, lake, hour, con, rules, found[hour], run_ids="_run_ids")
+                ledgers.append(ledger)
+                affected.update(ledger.event_hours_touched)
+                affected.update(ledger.event_hours_removed)
+            affected.update(_later_copies(contract, lake, con, "_run_ids"))
+            con.execute("DROP TABLE _run_ids")
+    except Exception as exc:
+        if ledgers or _store_failure(exc):
+            raise LandingInterrupted(exc, ledgers, sorted(affected)) from exc
+        raise
     return ledgers, sorted(affected)
 
 
-def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection) -> set[str]:
-    touched = [r[0] for r in con.execute("SELECT DISTINCT event_hour FROM _run_ids ORDER BY 1").fetchall()]
+def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, run_ids: str) -> set[str]:
+    touched = [r[0] for r in con.execute(f"SELECT DISTINCT event_hour FROM {run_ids} ORDER BY 1").fetchall()]
     if not touched:
         return set()
     candidates = set()
@@ -222,8 +319,8 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
     rows = con.execute(f"""
         SELECT DISTINCT l.h FROM (
             SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
-        ) l JOIN _run_ids r ON l.event_id = r.event_id
-        WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL 24 HOUR
+        ) l JOIN {run_ids} r ON l.event_id = r.event_id
+        WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {DEDUPE_WINDOW // timedelta(hours=1)} HOUR
     """).fetchall()
     return {format_hour(h.replace(tzinfo=UTC)) for (h,) in rows}
 

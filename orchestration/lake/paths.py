@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from orchestration.contracts import SourceContract
 from orchestration.settings import format_hour, parse_hour
-from orchestration.storage import Store
+from orchestration.storage import FileInfo, Store, is_leftover
 
 DATA_FILE = "part_0.parquet"  # the one file DuckDB writes per hive partition (FILENAME_PATTERN part_{i})
 PARTITION_FILENAME_PATTERN = "part_{i}"
@@ -34,6 +35,27 @@ def quarantine_file(source: str, arrival_hour: datetime) -> str:
     return f"{source}/quarantine/arrival_hour={format_hour(arrival_hour)}/{DATA_FILE}"
 
 
+LEFTOVER_AGE = timedelta(hours=1)  # a staging place untouched this long belongs to a killed run
+
+
+def sweep_leftovers(source: str, lake: Store, arrival_hours: list[datetime] = (),
+                    event_hours: list[datetime] = ()) -> None:
+    """Remove what killed runs left in `source`'s lake: staging of the arrival hours about to be
+    written (whatever its age: this run rewrites them), and any other staging left long enough.
+    A store written in place (S3: each object write is atomic) leaves none."""
+    if lake.staging_key(source) == source:
+        return
+    for hour in arrival_hours:
+        lake.sweep_leftovers(f"{landed_partition(source, hour)}/.", timedelta(0))
+        for moved in ("staging", "trash"):
+            lake.sweep_leftovers(f"{source}/landed/.{moved}-arrival_hour={format_hour(hour)}-", timedelta(0))
+        lake.sweep_leftovers(f"{source}/quarantine/arrival_hour={format_hour(hour)}/.", timedelta(0))
+    for hour in event_hours:  # index markers half-written (readers skip them meanwhile)
+        lake.sweep_leftovers(index_prefix(source, hour) + ".", LEFTOVER_AGE)
+    lake.sweep_leftovers(f"{source}/landed/.", LEFTOVER_AGE)
+    lake.sweep_leftovers(f"{source}/.", LEFTOVER_AGE)
+
+
 def events_prefix(source: str) -> str:
     return f"{source}/events"
 
@@ -50,24 +72,54 @@ def hour_from_key(key: str, name: str) -> datetime:
     raise ValueError(f"no {name}= segment in {key!r}")
 
 
-def arrived_files(contract: SourceContract, landing: Store, arrival_hour: datetime) -> list[tuple[str, str]]:
-    """(key, format) of every landing file of `contract` that arrived in `arrival_hour`."""
-    out = {}
-    for layout in contract.layouts:
-        prefix = layout.list_prefix(arrival_hour)
-        if prefix is None:
-            continue
-        for key in landing.list(prefix):
-            hit = layout.match(key)
-            if hit and hit[0] == arrival_hour:
-                out.setdefault(key, hit[1])
-    return sorted(out.items())
+@dataclass
+class HourFiles:
+    """The landing files of one arrival hour: those to land (with their format) and those
+    reported instead (key -> reason: a name the layout does not match, a refused symlink)."""
+
+    files: list[tuple[FileInfo, str]] = field(default_factory=list)
+    reported: dict[str, str] = field(default_factory=dict)
+
+
+def scan_landing(contract: SourceContract, landing: Store, arrival_hours: list[datetime]) -> dict[datetime, HourFiles]:
+    """Every landing file of `contract` that arrived in one of `arrival_hours`, found with one
+    listing per day folder; files there that no layout matches are reported under the first of
+    the hours that listed them, so that none is skipped in silence."""
+    hours = set(arrival_hours)
+    out = {h: HourFiles() for h in arrival_hours}
+    owner: dict[str, datetime] = {}  # listed prefix -> the first hour listing it
+    for hour in sorted(hours):
+        for layout in contract.layouts:
+            owner.setdefault(layout.scan_prefix(hour), hour)
+    seen = set()
+    for prefix in sorted(owner):
+        for info in landing.list_files(prefix):
+            if info.key in seen:
+                continue
+            seen.add(info.key)
+            hit = next((h for h in (l.match(info.key) for l in contract.layouts) if h), None)
+            loose = hit or next((h for h in (l.any_format.match(info.key) for l in contract.layouts) if h), None)
+            hour = loose[0] if loose else owner[prefix]
+            if hour not in hours:
+                continue  # another hour's file
+            if info.refused:
+                out[hour].reported[info.key] = info.refused
+            elif hit:
+                out[hour].files.append((info, hit[1]))
+            elif loose:
+                formats = sorted({f for l in contract.layouts for f in l.formats})
+                out[hour].reported[info.key] = f"not one of the formats {', '.join(formats)}"
+            else:
+                out[hour].reported[info.key] = "name does not match the landing layout"
+    return out
 
 
 def landed_files_for(source: str, lake: Store, event_hour: datetime) -> list[str]:
     """Keys of the landed files holding rows of `event_hour`, across all arrival hours."""
     keys = []
     for marker in lake.list(index_prefix(source, event_hour)):
+        if is_leftover(marker.rsplit("/", 1)[-1]):  # a marker half-written by a killed run
+            continue
         arrival = hour_from_key(marker, "arrival_hour")
         keys.append(landed_file(source, arrival, event_hour))
     return keys

@@ -1,110 +1,225 @@
-"""Readers: one vendor file in, a table of raw records out.
+"""Readers: one vendor file in, batches of raw records out, in bounded memory.
 
-Every reader returns an Arrow table with the same columns, whatever the format:
-`source_line` (1-based line of a text file, or row of a CSV / Parquet file), `raw` (the record as
-JSON text: the line itself for JSON Lines, a flattened object keyed by the contract's dotted paths
-for CSV and Parquet) and `file_error` (set when the file itself is damaged: every row of it is then
-quarantined with that reason). Bulk work only: polars splits lines, DuckDB parses CSV and Parquet.
+Every reader yields Arrow tables with the same columns, whatever the format: `source_line` (1-based
+line of a text file, or row of a CSV / Parquet file), `raw` (the record as JSON text: the line
+itself for JSON Lines, a flattened object keyed by the contract's dotted paths for CSV and
+Parquet) and `file_error` (set when the record cannot be read as one: a line too long, not UTF-8,
+the rest of a file past its size limit). Text is decompressed and split as a stream, a chunk at a
+time, so neither a gzip bomb nor a 1 GB line is ever held whole; DuckDB reads CSV, Parquet and
+JSON arrays itself, under its memory limit.
+
+A file found damaged only at its end (a truncated or corrupt gzip stream) raises `DamagedFile`
+after its batches: the caller drops what it took and reads the file again with `damaged=reason`,
+so that every record of it is quarantined with that reason.
 """
 
 from __future__ import annotations
 
-import io
 import zlib
 from dataclasses import dataclass
+from typing import IO, Callable, Iterator
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
-RAW_SCHEMA = pa.schema([("source_line", pa.int64()), ("raw", pa.string()), ("file_error", pa.string())])
+RAW_SCHEMA = pa.schema([("source_line", pa.int64()), ("raw", pa.large_string()), ("file_error", pa.string())])
 FLAT_FORMATS = ("csv", "parquet")
+CHUNK_BYTES = 16 * 1024 * 1024  # decompressed text split per batch
+READ_BYTES = 1024 * 1024  # compressed bytes read per call
+BATCH_ROWS = 200_000  # rows per batch from DuckDB readers
+RAW_CUT = 2000  # characters of raw text kept for a record quarantined for its size or encoding
+BOM = b"\xef\xbb\xbf"
 
 
-@dataclass
-class ReadResult:
-    table: pa.Table  # RAW_SCHEMA
-    flat: bool  # raw holds flattened dotted keys (CSV, Parquet) rather than a nested record
+@dataclass(frozen=True)
+class ReadLimits:
+    max_line_bytes: int = 8 * 1024 * 1024
+    max_file_bytes: int = 2 * 1024 * 1024 * 1024
+
+
+class DamagedFile(Exception):
+    """The file's bytes end badly: every record of it goes to quarantine with this reason."""
 
 
 def _table(lines, raws, errors) -> pa.Table:
-    return pa.table({"source_line": pa.array(lines, pa.int64()), "raw": pa.array(raws, pa.string()),
+    return pa.table({"source_line": pa.array(lines, pa.int64()), "raw": pa.array(raws, pa.large_string()),
                      "file_error": pa.array(errors, pa.string())}, schema=RAW_SCHEMA)
 
 
-def file_error_table(error: str, raw: str | None = None) -> pa.Table:
-    return _table([None], [raw], [error])
+def file_error_table(error: str, raw: str | None = None, line: int | None = None) -> pa.Table:
+    return _table([line], [raw], [error])
 
 
-def _is_gzip(data: bytes) -> bool:
-    return data[:2] == b"\x1f\x8b"
+def empty_table() -> pa.Table:
+    return RAW_SCHEMA.empty_table()
 
 
-def read_json_lines(data: bytes) -> pa.Table:
-    """JSON Lines, gzipped or not. Blank lines are not records and are skipped."""
+def _first_line(message: str) -> str:
+    return (str(message).strip().splitlines() or [""])[0][:300]
+
+
+# --- Text: decompress and split as a stream -----------------------------------------------------
+
+def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
+    """The file's text in chunks, gunzipped when it is gzip (by its bytes, not its name; members
+    concatenated are read in turn). Raises DamagedFile for a truncated or corrupt gzip stream."""
+    data = stream.read(READ_BYTES)
+    if data[:2] != b"\x1f\x8b":
+        while data:
+            yield data
+            data = stream.read(READ_BYTES)
+        return
+    d, in_member = zlib.decompressobj(wbits=31), False
+    while True:
+        while data:
+            in_member = True
+            try:
+                out = d.decompress(data, CHUNK_BYTES)
+            except zlib.error as exc:
+                raise DamagedFile(f"corrupt gzip file: {exc}") from None
+            if out:
+                yield out
+            data = d.unconsumed_tail
+            if d.eof:  # another gzip member may follow
+                data = d.unused_data + data
+                d, in_member = zlib.decompressobj(wbits=31), False
+        data = stream.read(READ_BYTES)
+        if not data:
+            break
+    if in_member:
+        tail = d.flush()
+        if tail:
+            yield tail
+        if not d.eof:
+            raise DamagedFile("truncated gzip file: the compressed stream ends early")
+
+
+def _lines_table(chunk: bytes, first_line: int, limits: ReadLimits, error: str | None) -> pa.Table:
+    """Every line of `chunk` (which ends with a newline), numbered from `first_line`; empty lines
+    are not records. Lines too long or not UTF-8 are kept as records with their reason. The text
+    keeps its line end (JSON ignores it; quarantine trims it): no copy of the chunk is made."""
+    buf = np.frombuffer(chunk, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    cr = buf[np.maximum(ends - 1, 0)] == 13
+    offsets = pa.py_buffer(np.concatenate(([0], ends + 1)).astype(np.int64))
+    binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), [None, offsets, pa.py_buffer(chunk)])
+    numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
+    keep = (lengths > 0) & ~((lengths == 1) & cr)
+    too_long = lengths - cr > limits.max_line_bytes
+    normal = keep & ~too_long
+    texts = binary if normal.all() else binary.filter(pa.array(normal))
     try:
-        df = pl.read_csv(io.BytesIO(data), has_header=False, separator="\x01", quote_char=None,
-                         new_columns=["raw"], infer_schema=False, row_index_name="source_line",
-                         row_index_offset=1, encoding="utf8")
-        if df.width != 2:
-            raise ValueError("unexpected columns")
-        df = df.filter(pl.col("raw").is_not_null() & (pl.col("raw").str.strip_chars() != ""))
-        table = df.select(pl.col("source_line").cast(pl.Int64), "raw", pl.lit(None, pl.Utf8).alias("file_error")).to_arrow()
-        return table.cast(RAW_SCHEMA)
-    except Exception:  # damaged file: take the slow, careful path
-        return _read_json_lines_salvage(data)
-
-
-def _read_json_lines_salvage(data: bytes) -> pa.Table:
-    """Recover what a truncated gzip or a file with stray bytes still holds, line by line.
-    Only damaged files come here."""
-    error = None
-    if _is_gzip(data):
-        d = zlib.decompressobj(wbits=31)
-        try:
-            text = d.decompress(data)
-            if not d.eof:
-                error = "truncated gzip file: the compressed stream ends early"
-        except zlib.error as exc:
-            text = b""
-            error = f"corrupt gzip file: {exc}"
-    else:
-        text = data
+        texts = texts.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        bad = np.zeros(len(ends), bool)
+        bad[np.flatnonzero(normal)] = ~_utf8_mask(texts)
+        normal &= ~bad
+        texts = binary.filter(pa.array(normal)).cast(pa.large_string())
+    n = len(texts)
+    good = pa.table({"source_line": pa.array(numbers[normal]), "raw": texts,
+                     "file_error": pa.nulls(n, pa.string()) if error is None else pa.array([error] * n, pa.string())},
+                    schema=RAW_SCHEMA)
+    special = keep & ~normal
+    if not special.any():
+        return good
     lines, raws, errors = [], [], []
-    for number, line in enumerate(text.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            raws.append(line.rstrip(b"\r").decode("utf-8"))
-            errors.append(error)
-        except UnicodeDecodeError:
-            raws.append(line.decode("utf-8", errors="replace"))
-            errors.append(error or "line is not valid UTF-8")
-        lines.append(number)
-    if not lines and error:
-        return file_error_table(error)
-    return _table(lines, raws, errors)
+    for i in np.flatnonzero(special):
+        piece = chunk[starts[i]: starts[i] + min(int(lengths[i]), RAW_CUT * 4)]
+        lines.append(int(numbers[i]))
+        raws.append(piece.decode("utf-8", errors="replace").rstrip("\r")[:RAW_CUT])
+        errors.append(error or (f"line longer than {limits.max_line_bytes} bytes (WAREHOUSE_MAX_LINE_BYTES)"
+                                if too_long[i] else "line is not valid UTF-8"))
+    return pa.concat_tables([good, _table(lines, raws, errors)])
 
 
-def read_json_document(data: bytes, con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """A JSON array of records (a JSON Lines file is accepted too)."""
-    if _is_gzip(data):
-        try:
-            data = zlib.decompressobj(wbits=31).decompress(data)
-        except zlib.error as exc:
-            return file_error_table(f"corrupt gzip file: {exc}")
-    if not data.lstrip()[:1] == b"[":
-        return read_json_lines(data)
-    text = data.decode("utf-8", errors="replace")
+def _utf8_mask(arr: pa.Array) -> np.ndarray:
+    """Which values of a binary array are valid UTF-8, found by halving (bulk casts only)."""
     try:
-        return con.execute(
-            "SELECT (generate_subscripts(items, 1))::BIGINT AS source_line, unnest(items)::VARCHAR AS raw, "
-            "NULL::VARCHAR AS file_error FROM (SELECT json_extract(CAST(? AS JSON), '$[*]') AS items)",
-            [text],
-        ).fetch_arrow_table().cast(RAW_SCHEMA)
-    except duckdb.Error as exc:
-        return file_error_table(f"file is not a valid JSON array: {str(exc).splitlines()[0][:200]}", text)
+        arr.cast(pa.large_string())
+        return np.ones(len(arr), bool)
+    except pa.ArrowInvalid:
+        if len(arr) == 1:
+            return np.zeros(1, bool)
+        mid = len(arr) // 2
+        return np.concatenate((_utf8_mask(arr.slice(0, mid)), _utf8_mask(arr.slice(mid))))
+
+
+def read_json_lines(stream: IO[bytes], limits: ReadLimits, damaged: str | None = None) -> Iterator[pa.Table]:
+    """JSON Lines, gzipped or not, as a stream: at most one chunk and one line held at a time.
+    A UTF-8 byte-order mark and CR line ends are accepted."""
+    pending = b""
+    line = 1  # number of the line `pending` starts
+    skipping = False  # inside a line already reported as too long
+    total = yielded = 0
+    chunks = _decompressed(stream, limits)
+    try:
+        for chunk in chunks:
+            if total == 0 and chunk.startswith(BOM):
+                chunk = chunk[len(BOM):]
+            total += len(chunk)
+            over = total > limits.max_file_bytes
+            if over:  # read up to the limit, land what it holds, report the rest
+                chunk = chunk[: len(chunk) - (total - limits.max_file_bytes)]
+            if skipping:
+                cut = chunk.find(b"\n")
+                if cut < 0:
+                    continue
+                chunk, skipping, line = chunk[cut + 1:], False, line + 1
+            data = pending + chunk if pending else chunk
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                complete, pending = data[: cut + 1], data[cut + 1:]
+                table = _lines_table(complete, line, limits, damaged)
+                line += int(np.count_nonzero(np.frombuffer(complete, np.uint8) == 10))
+                if table.num_rows:
+                    yielded += table.num_rows
+                    yield table
+            else:
+                pending = data
+            if over:
+                yield file_error_table(
+                    f"file larger than {limits.max_file_bytes} bytes decompressed (WAREHOUSE_MAX_FILE_BYTES): "
+                    f"not read from line {line} on", line=line)
+                return
+            if len(pending) > limits.max_line_bytes:
+                yielded += 1
+                yield _table([line], [pending[: RAW_CUT * 4].decode("utf-8", errors="replace")[:RAW_CUT]],
+                             [damaged or f"line longer than {limits.max_line_bytes} bytes (WAREHOUSE_MAX_LINE_BYTES)"])
+                pending, skipping = b"", True
+    except DamagedFile:
+        if damaged is None:
+            raise
+        if pending.strip() and not skipping:
+            table = _lines_table(pending + b"\n", line, limits, damaged)
+            yielded += table.num_rows
+            yield table
+        if not yielded:
+            yield file_error_table(damaged)
+        return
+    if pending.strip() and not skipping:
+        table = _lines_table(pending + b"\n", line, limits, damaged)
+        if table.num_rows:
+            yield table
+
+
+# --- Formats DuckDB reads itself ----------------------------------------------------------------
+
+def _batches(relation: duckdb.DuckDBPyConnection) -> Iterator[pa.Table]:
+    reader = relation.fetch_record_batch(BATCH_ROWS)
+    for batch in reader:
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch]).cast(RAW_SCHEMA)
+
+
+def read_json_document(uri: str, con: duckdb.DuckDBPyConnection, limits: ReadLimits) -> Iterator[pa.Table]:
+    """A JSON array of records (gzipped or not), one record per element, streamed by DuckDB."""
+    yield from _batches(con.execute(
+        "SELECT row_number() OVER ()::BIGINT AS source_line, json::VARCHAR AS raw, NULL::VARCHAR AS file_error "
+        "FROM read_json_objects(?, format = 'array', maximum_object_size = ?)", [uri, limits.max_line_bytes]))
 
 
 def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
@@ -122,57 +237,93 @@ def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
     return "to_json(struct_pack(" + ", ".join(parts) + "))::VARCHAR"
 
 
-def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]) -> pa.Table:
+def _duplicate_columns(columns: list[str], paths: dict[str, str]) -> list[str]:
+    seen, dupes = set(), []
+    for col in columns:
+        key = paths.get(col.lower(), col).lower()
+        if key in seen:
+            dupes.append(col)
+        seen.add(key)
+    return dupes
+
+
+def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], limits: ReadLimits) -> Iterator[pa.Table]:
     """A flattened CSV export. Rows DuckDB cannot parse are returned with their line and reason."""
+    header = con.execute("SELECT * FROM read_csv(?, header = false, all_varchar = true, delim = ',', quote = '\"', "
+                         "escape = '\"', max_line_size = ?, ignore_errors = true) LIMIT 1", [uri, limits.max_line_bytes]).fetchone()
+    names = [h for h in (header or ()) if h is not None]
+    dupes = _duplicate_columns(names, paths)
+    if dupes:
+        yield file_error_table(f"duplicate column in the CSV header: {', '.join(dupes[:5])}")
+        return
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM read_csv(?, all_varchar = true, header = true, "
+        "delim = ',', quote = '\"', escape = '\"', max_line_size = ?, "
+        "store_rejects = true, rejects_scan = '_csv_scan', rejects_table = '_csv_rejects')",
+        [uri, limits.max_line_bytes],
+    )
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM read_csv(?, all_varchar = true, header = true, "
-            "delim = ',', quote = '\"', escape = '\"', "
-            "store_rejects = true, rejects_scan = '_csv_scan', rejects_table = '_csv_rejects')",
-            [uri],
-        )
-    except duckdb.Error as exc:
-        return file_error_table(f"unreadable CSV file: {str(exc).splitlines()[0][:200]}")
-    columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall()]
-    good = con.execute(
-        f"SELECT (row_number() OVER ())::BIGINT AS source_line, {_flat_select(columns, paths, csv=True)} AS raw, "
-        f"NULL::VARCHAR AS file_error FROM _csv"
-    ).fetch_arrow_table()
-    bad = con.execute(
-        "SELECT (line - 1)::BIGINT AS source_line, any_value(csv_line)::VARCHAR AS raw, "
-        "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; '))::VARCHAR AS file_error "
-        "FROM _csv_rejects GROUP BY line ORDER BY line"
-    ).fetch_arrow_table()
-    con.execute("DROP TABLE IF EXISTS _csv; DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scan")
-    if bad.num_rows:  # number the good rows as in the file, around the rejected ones
-        rejected = np.asarray(bad.column("source_line").to_numpy(), dtype=np.int64)
-        rows = np.setdiff1d(np.arange(1, good.num_rows + bad.num_rows + 1), rejected)[: good.num_rows]
-        good = good.set_column(0, "source_line", pa.array(rows, pa.int64()))
-    return pa.concat_tables([good.cast(RAW_SCHEMA), bad.cast(RAW_SCHEMA)])
-
-
-def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]) -> pa.Table:
-    """A flattened Parquet export."""
-    try:
-        columns = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [uri]).fetchall()]
-        return con.execute(
-            f"SELECT (file_row_number + 1)::BIGINT AS source_line, {_flat_select(columns, paths, csv=False)} AS raw, "
-            f"NULL::VARCHAR AS file_error FROM read_parquet(?, file_row_number = true)",
-            [uri],
+        columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall()]
+        bad = con.execute(
+            "SELECT (line - 1)::BIGINT AS source_line, left(min(csv_line), ?)::VARCHAR AS raw, "
+            "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; ' ORDER BY error_message))::VARCHAR AS file_error "
+            "FROM _csv_rejects GROUP BY line ORDER BY line", [RAW_CUT]
         ).fetch_arrow_table().cast(RAW_SCHEMA)
-    except duckdb.Error as exc:
-        return file_error_table(f"unreadable Parquet file: {str(exc).splitlines()[0][:200]}")
+        # Number the good rows as in the file, around the rejected ones: the g-th good row is line
+        # g + (rejected lines r_k with r_k - k < g).
+        rejected = np.asarray(bad.column("source_line").to_numpy(), dtype=np.int64)
+        thresholds = rejected - np.arange(1, len(rejected) + 1)
+        for batch in _batches(con.execute(
+                f"SELECT (row_number() OVER ())::BIGINT AS source_line, {_flat_select(columns, paths, csv=True)} AS raw, "
+                f"NULL::VARCHAR AS file_error FROM _csv")):
+            if len(rejected):
+                g = batch.column("source_line").to_numpy()
+                batch = batch.set_column(0, "source_line", pa.array(g + np.searchsorted(thresholds, g, side="left"), pa.int64()))
+            yield batch
+        if bad.num_rows:
+            yield bad
+    finally:
+        con.execute("DROP TABLE IF EXISTS _csv; DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scan")
 
 
-def read_file(fmt: str, uri: str, load_bytes, con: duckdb.DuckDBPyConnection, paths: dict[str, str]) -> ReadResult:
-    """Read one file of format `fmt` (as named by the contract's layout)."""
-    base = fmt.removesuffix(".gz")
+def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]) -> Iterator[pa.Table]:
+    """A flattened Parquet export."""
+    columns = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [uri]).fetchall()]
+    dupes = _duplicate_columns(columns, paths)
+    if dupes:
+        yield file_error_table(f"duplicate column in the Parquet schema: {', '.join(dupes[:5])}")
+        return
+    yield from _batches(con.execute(
+        f"SELECT (file_row_number + 1)::BIGINT AS source_line, {_flat_select(columns, paths, csv=False)} AS raw, "
+        f"NULL::VARCHAR AS file_error FROM read_parquet(?, file_row_number = true)", [uri]))
+
+
+# --- One entry point ----------------------------------------------------------------------------
+
+def is_flat(fmt: str) -> bool:
+    return fmt.removesuffix(".gz") in FLAT_FORMATS
+
+
+def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: duckdb.DuckDBPyConnection,
+                 paths: dict[str, str], limits: ReadLimits, damaged: str | None = None) -> Iterator[pa.Table]:
+    """Batches of raw records of one file of format `fmt` (as named by the contract's layout).
+    DuckDB errors on a file DuckDB reads itself are the file's: one record with the reason."""
+    base = fmt.lower().removesuffix(".gz")
     if base in ("jsonl", "ndjson"):
-        return ReadResult(read_json_lines(load_bytes()), flat=False)
-    if base == "json":
-        return ReadResult(read_json_document(load_bytes(), con), flat=False)
-    if base == "csv":
-        return ReadResult(read_csv(uri, con, paths), flat=True)
-    if base == "parquet":
-        return ReadResult(read_parquet(uri, con, paths), flat=True)
-    raise ValueError(f"no reader for format {fmt!r}")
+        with open_stream() as stream:
+            yield from read_json_lines(stream, limits, damaged)
+        return
+    if damaged is not None:
+        yield file_error_table(damaged)
+        return
+    readers = {"json": lambda: read_json_document(uri, con, limits),
+               "csv": lambda: read_csv(uri, con, paths, limits),
+               "parquet": lambda: read_parquet(uri, con, paths)}
+    if base not in readers:
+        raise ValueError(f"no reader for format {fmt!r}")
+    try:
+        yield from readers[base]()
+    except duckdb.HTTPException:
+        raise  # the store, not the file: retried by httpfs, then the run fails
+    except duckdb.Error as exc:
+        raise DamagedFile(f"unreadable {base.upper()} file: {_first_line(exc)}") from None

@@ -7,7 +7,51 @@ and goes to quarantine; the others become lake rows with the leading columns fir
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from orchestration.contracts import LEADING_COLUMNS, Field, SourceContract
+from orchestration.settings import format_hour
+
+
+@dataclass(frozen=True)
+class EventTimeRange:
+    """The event times the lake can file: from the first partition (WAREHOUSE_START) to a horizon
+    after the hour the file arrived (WAREHOUSE_MAX_EVENT_AHEAD_HOURS). Others are quarantined."""
+
+    first_hour: datetime
+    max_ahead: timedelta
+
+
+def _levels(contract: SourceContract, flat: bool) -> dict[str, set[str]]:
+    """JSONPath of each object level the contract reads -> the keys it knows there."""
+    if flat:
+        return {"": {f.path for f in contract.fields}}
+    levels: dict[str, set[str]] = {"": set()}
+    for f in contract.fields:
+        parts = f.path.split(".")
+        for depth in range(len(parts)):
+            levels.setdefault(".".join(parts[:depth]), set()).add(parts[depth])
+    return levels
+
+
+def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, str]:
+    """(keys, odd keys test, duplicate keys, unknown fields) expressions over `obj`, `k` (the keys
+    of every object level the contract reads) and `v` (the values of its fields). The test is
+    cheap: more keys than fields and objects found means a duplicate or an unknown key (or a
+    field that is JSON null); only those rows are then looked at key by key."""
+    levels = _levels(contract, flat)
+    names = list(levels)
+    keys = "json_keys(obj, [" + ", ".join(sql_str(json_path(n, flat) if n else "$") for n in names) + "])"
+    dups, unknown = [], []
+    for i, level in enumerate(names, start=1):
+        prefix = level + "." if level else ""
+        known = "[" + ", ".join(sql_str(c) for c in sorted(levels[level])) + "]::VARCHAR[]"
+        dups.append(f"list_transform(list_filter(k[{i}], (x, j) -> list_position(k[{i}], x) < j), x -> {sql_str(prefix)} || x)")
+        unknown.append(f"list_transform(list_filter(k[{i}], x -> NOT list_contains({known}, x)), x -> {sql_str(prefix)} || x)")
+    # keys found = fields with a value + object levels present below the root
+    odd = "len(flatten(k)) > list_aggregate(v, 'count') + list_aggregate(k, 'count') - 1"
+    return (keys, odd, f"list_distinct(flatten([{', '.join(dups)}]))", f"nullif(flatten([{', '.join(unknown)}]), [])")
 
 
 def sql_str(text: str) -> str:
@@ -81,9 +125,10 @@ def _rules(f: Field, s: str, v: str) -> list[str]:
     return rules
 
 
-def typed_records_sql(contract: SourceContract, staged: str, flat: bool) -> str:
+def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: EventTimeRange | None = None) -> str:
     """SELECT over `staged` (arrival_hour, source_file, source_line, raw, file_error) giving the
-    lake columns of `contract`, plus `reason` (NULL for a valid record) and `raw`."""
+    lake columns of `contract`, plus `reason` (NULL for a valid record), `raw` (of quarantined
+    records) and `unknown_fields` (keys the contract does not name: schema drift, kept out)."""
     fields = contract.fields
     paths = ", ".join(sql_str(json_path(f.path, flat)) for f in fields)
     text = {f.path: f"nullif(v[{i}], '')" for i, f in enumerate(fields, start=1)}
@@ -103,6 +148,13 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool) -> str:
         return vals[0] if len(vals) == 1 else f"coalesce({', '.join(vals)})"
 
     event_ts = first_of(contract.event_time_fields)
+    if times is not None:
+        first = times.first_hour.strftime("%Y-%m-%d %H:%M:%S")
+        ahead = int(times.max_ahead / timedelta(hours=1))
+        rules.append(f"CASE WHEN {event_ts} < TIMESTAMP '{first}' THEN "
+                     f"{sql_str(f'event time before the first partition {format_hour(times.first_hour)} (WAREHOUSE_START)')} END")
+        rules.append(f"CASE WHEN {event_ts} >= arrival_hour::TIMESTAMP + INTERVAL {ahead} HOUR THEN "
+                     f"{sql_str(f'event time more than {ahead} h after its file arrived (WAREHOUSE_MAX_EVENT_AHEAD_HOURS)')} END")
     if not any(contract.field(p).required for p in contract.event_time_fields):
         rules.append(f"CASE WHEN {event_ts} IS NULL THEN "
                      f"{sql_str('no event time: ' + ' / '.join(contract.event_time_fields) + ' all missing or invalid')} END")
@@ -125,6 +177,9 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool) -> str:
         event_id = f"md5(to_json(struct_pack({packed}))::VARCHAR)"
 
     own = ",\n    ".join(f"{typed[f.path]}::{f.lake_type} AS {ident(f.column)}" for f in contract.own_columns)
+    keys, odd_keys, dup_keys, unknown_fields = _key_checks(contract, flat)
+    rules.append("CASE WHEN len(dup_keys) > 0 THEN 'duplicate key ' || array_to_string(dup_keys[:5], ', ') "
+                 "|| ' in the record: its value is ambiguous' END")
     rule_list = ",\n        ".join(rules)
     return f"""
 WITH checked AS (
@@ -135,15 +190,19 @@ WITH checked AS (
   FROM checked
 ), extracted AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
-         json_extract_string(obj, [{paths}]) AS v
+         json_extract_string(obj, [{paths}]) AS v, {keys} AS k
   FROM objects
+), keyed AS (  -- k kept only where the cheap test finds more keys than fields: NULL elsewhere
+  SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM extracted
 ), texts AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
+      {dup_keys} AS dup_keys,
+      {unknown_fields} AS unknown_fields,
       {text_cols},
       {typed_cols}
-  FROM extracted
+  FROM keyed
 )
-SELECT * EXCLUDE (raw), CASE WHEN reason IS NOT NULL THEN raw END AS raw FROM (SELECT
+SELECT * EXCLUDE (raw), CASE WHEN reason IS NOT NULL THEN rtrim(raw, chr(13) || chr(10)) END AS raw FROM (SELECT
     {event_id} AS event_id,
     {event_ts} AS event_ts,
     {event_name}::VARCHAR AS event_name,
@@ -160,7 +219,8 @@ SELECT * EXCLUDE (raw), CASE WHEN reason IS NOT NULL THEN raw END AS raw FROM (S
         {rule_list}
       ), '')
     END AS reason,
-    raw
+    raw,
+    unknown_fields
 FROM texts)
 """
 

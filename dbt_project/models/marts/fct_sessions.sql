@@ -1,14 +1,30 @@
 {#- One row per session. Airkit (SessionId) and Track (session_id) name their sessions; Atomic
     and Altis events are cut per user at `session_gap_minutes` of inactivity.
-    A session is recomputed whole whenever one of its events is in the window: events of the
-    same sessions / users are gathered `session_lookback_hours` around it, and stored sessions
-    they overlap (a late event can extend or merge sessions) are replaced. -#}
+
+    Exact under late data, whatever the order and grouping of windows, ASSUMING EVERY SESSION IS
+    SHORTER THAN `session_lookback_hours` (24 h). For the window [lo, hi):
+    - touched groups (source, session_group) = groups with events in the window, plus groups of
+      the stored sessions that intersect the window in time (started_at < hi, ended_at >= lo):
+      those may have lost events (a copy of an event moved to another hour, or vanished);
+    - their sessions are recomputed from the events of [lo - lookback, hi + lookback);
+    - emitted: the recomputed sessions that intersect the window in time, and those that overlap
+      in time a stored session of the same group intersecting the window (the pieces of a stored
+      session split by a vanished event, even outside the window). Both are whole: a session
+      shorter than the lookback that intersects the window, or lies inside such a stored
+      session, has all its events within the gathered range;
+    - replaced: every stored session intersecting the window, plus every stored session of the
+      same group that an emitted session overlaps (a late event can extend or merge sessions).
+    So a stored session whose events moved or vanished is deleted or recomputed, and a re-run
+    of a range heals what an earlier failed run left. A session longer than the lookback breaks
+    the assumption: it can be cut at the edge of the gathered events. -#}
 {%- set w = window() -%}
 {%- set around = window(before_hours=var('session_lookback_hours'), after_hours=var('session_lookback_hours')) -%}
 {%- set gap = var('session_gap_minutes') -%}
+{%- set intersects_window = "started_at < " ~ ts(w.hi) ~ " and ended_at >= " ~ ts(w.lo) -%}
 {{ config(
     incremental_strategy='replace',
-    replace_where="exists (select 1 from DBT_INTERNAL_SOURCE s where s.source = DBT_INTERNAL_DEST.source
+    replace_where="(DBT_INTERNAL_DEST.started_at < " ~ ts(w.hi) ~ " and DBT_INTERNAL_DEST.ended_at >= " ~ ts(w.lo) ~ ")
+        or exists (select 1 from DBT_INTERNAL_SOURCE s where s.source = DBT_INTERNAL_DEST.source
         and s.session_group = DBT_INTERNAL_DEST.session_group
         and DBT_INTERNAL_DEST.started_at <= s.ended_at and DBT_INTERNAL_DEST.ended_at >= s.started_at)",
 ) }}
@@ -36,8 +52,21 @@ with events as (
     where {{ in_window(around) }}
 ),
 
+stored as (
+    -- The stored sessions this window replaces: those intersecting it in time.
+    {% if is_incremental() %}
+    select source, session_group, started_at, ended_at from {{ this }} where {{ intersects_window }}
+    {% else %}
+    select null::varchar as source, null::varchar as session_group, null::timestamp as started_at,
+           null::timestamp as ended_at
+    where false
+    {% endif %}
+),
+
 touched as (
-    select distinct source, session_group from events where {{ in_window(w) }}
+    select source, session_group from events where {{ in_window(w) }}
+    union
+    select source, session_group from stored
 ),
 
 numbered as (
@@ -61,7 +90,6 @@ sessions as (
         max(event_ts) as ended_at,
         count(*) as events,
         count_if(coalesce(is_page_view, false))::bigint as page_views,
-        count_if({{ in_window(w) }}) as events_in_window,
         max(user_id) as user_id,
         mode(app) as app,
         mode(device_class) as device_class,
@@ -70,6 +98,13 @@ sessions as (
         max(action_runs) as action_runs
     from numbered
     group by all
+),
+
+emitted as (
+    select s.* from sessions s
+    where {{ intersects_window }}
+       or exists (select 1 from stored t where t.source = s.source and t.session_group = s.session_group
+                  and s.started_at <= t.ended_at and s.ended_at >= t.started_at)
 )
 
 select
@@ -89,5 +124,4 @@ select
     csat_score,
     time_on_page_seconds,
     action_runs
-from sessions
-where events_in_window > 0
+from emitted
