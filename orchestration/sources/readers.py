@@ -96,8 +96,8 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
             raise DamagedFile("truncated gzip file: the compressed stream ends early")
 
 
-def _lines_table(chunk: bytes, first_line: int, limits: ReadLimits, error: str | None) -> pa.Table:
-    """Every line of `chunk` (which ends with a newline), numbered from `first_line`; empty lines
+def _lines_table(chunk: bytes, first_line: int, limits: ReadLimits, error: str | None) -> tuple[pa.Table, int]:
+    """(records, lines) of `chunk` (which ends with a newline), numbered from `first_line`; empty lines
     are not records. Lines too long or not UTF-8 are kept as records with their reason. The text
     keeps its line end (JSON ignores it; quarantine trims it): no copy of the chunk is made."""
     buf = np.frombuffer(chunk, np.uint8)
@@ -125,7 +125,7 @@ def _lines_table(chunk: bytes, first_line: int, limits: ReadLimits, error: str |
                     schema=RAW_SCHEMA)
     special = keep & ~normal
     if not special.any():
-        return good
+        return good, len(ends)
     lines, raws, errors = [], [], []
     for i in np.flatnonzero(special):
         piece = chunk[starts[i]: starts[i] + min(int(lengths[i]), RAW_CUT * 4)]
@@ -133,7 +133,7 @@ def _lines_table(chunk: bytes, first_line: int, limits: ReadLimits, error: str |
         raws.append(piece.decode("utf-8", errors="replace").rstrip("\r")[:RAW_CUT])
         errors.append(error or (f"line longer than {limits.max_line_bytes} bytes (WAREHOUSE_MAX_LINE_BYTES)"
                                 if too_long[i] else "line is not valid UTF-8"))
-    return pa.concat_tables([good, _table(lines, raws, errors)])
+    return pa.concat_tables([good, _table(lines, raws, errors)]), len(ends)
 
 
 def _utf8_mask(arr: pa.Array) -> np.ndarray:
@@ -173,8 +173,8 @@ def read_json_lines(stream: IO[bytes], limits: ReadLimits, damaged: str | None =
             cut = data.rfind(b"\n")
             if cut >= 0:
                 complete, pending = data[: cut + 1], data[cut + 1:]
-                table = _lines_table(complete, line, limits, damaged)
-                line += int(np.count_nonzero(np.frombuffer(complete, np.uint8) == 10))
+                table, lines = _lines_table(complete, line, limits, damaged)
+                line += lines
                 if table.num_rows:
                     yielded += table.num_rows
                     yield table
@@ -194,14 +194,14 @@ def read_json_lines(stream: IO[bytes], limits: ReadLimits, damaged: str | None =
         if damaged is None:
             raise
         if pending.strip() and not skipping:
-            table = _lines_table(pending + b"\n", line, limits, damaged)
+            table, _ = _lines_table(pending + b"\n", line, limits, damaged)
             yielded += table.num_rows
             yield table
         if not yielded:
             yield file_error_table(damaged)
         return
     if pending.strip() and not skipping:
-        table = _lines_table(pending + b"\n", line, limits, damaged)
+        table, _ = _lines_table(pending + b"\n", line, limits, damaged)
         if table.num_rows:
             yield table
 
