@@ -147,6 +147,13 @@ class Layout:
         folder = prefix[: prefix.rfind("/") + 1]
         return folder if day_end is not None and len(folder) >= day_end else prefix
 
+    def folders_above(self, arrival_hour: datetime) -> list[str]:
+        """The folders from the source's root down to the one `scan_prefix` lists: a stray file
+        directly in one of them (`omny/README.txt`) is found by listing it, not its sub-folders."""
+        prefix = self.scan_prefix(arrival_hour)
+        parts = prefix.split("/")[:-1]
+        return [f for f in ("/".join(parts[: i + 1]) + "/" for i in range(len(parts))) if f != prefix]
+
 
 @dataclass(frozen=True)
 class SourceContract:

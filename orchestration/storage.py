@@ -53,6 +53,10 @@ class Store:
         """Every file whose key starts with `prefix` (recursive), sorted by key."""
         raise NotImplementedError
 
+    def list_folder(self, folder: str) -> list[FileInfo]:
+        """The files directly in `folder` (a key prefix ending in `/`), not in its sub-folders."""
+        raise NotImplementedError
+
     def open(self, key: str) -> IO[bytes]:
         """A binary stream of the file (FileNotFoundError when it is gone)."""
         raise NotImplementedError
@@ -146,23 +150,33 @@ class LocalStore(Store):
             dirnames[:] = [d for d in dirnames if _compatible(rel_dir + d + "/", prefix)
                            and not os.path.islink(os.path.join(dirpath, d))]
             for f in filenames:
-                key = rel_dir + f
-                if not key.startswith(prefix):
-                    continue
-                path = os.path.join(dirpath, f)
-                refused = None
-                if os.path.islink(path):
-                    target = os.path.realpath(path)
-                    if os.path.commonpath([real_root, target]) != real_root:
-                        refused = "symlink to a file outside the landing root: not followed"
-                    elif not os.path.isfile(target):
-                        refused = "dangling symlink: its target does not exist"
-                try:
-                    st = os.stat(path) if refused is None else os.lstat(path)
-                except FileNotFoundError:  # gone since the listing
-                    continue
-                out.append(FileInfo(key, st.st_size, f"{st.st_size}:{st.st_mtime_ns}", refused))
+                if (rel_dir + f).startswith(prefix):
+                    info = self._info(os.path.join(dirpath, f), rel_dir + f, real_root)
+                    out.extend([info] if info else [])
         return sorted(out, key=lambda i: i.key)
+
+    def list_folder(self, folder: str) -> list[FileInfo]:
+        path, real_root = self._path(folder), os.path.realpath(self.root)
+        if not path.is_dir():
+            return []
+        infos = (self._info(entry.path, folder + entry.name, real_root) for entry in os.scandir(path)
+                 if entry.is_file() or (entry.is_symlink() and not entry.is_dir()))
+        return sorted((i for i in infos if i), key=lambda i: i.key)
+
+    @staticmethod
+    def _info(path: str, key: str, real_root: str) -> FileInfo | None:
+        refused = None
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if os.path.commonpath([real_root, target]) != real_root:
+                refused = "symlink to a file outside the landing root: not followed"
+            elif not os.path.isfile(target):
+                refused = "dangling symlink: its target does not exist"
+        try:
+            st = os.stat(path) if refused is None else os.lstat(path)
+        except FileNotFoundError:  # gone since the listing
+            return None
+        return FileInfo(key, st.st_size, f"{st.st_size}:{st.st_mtime_ns}", refused)
 
     def open(self, key: str) -> IO[bytes]:
         return open(self._path(key), "rb")
@@ -278,10 +292,13 @@ class S3Store(Store):
                 return False
             raise
 
-    def list_files(self, prefix: str) -> list[FileInfo]:
+    def list_folder(self, folder: str) -> list[FileInfo]:
+        return self.list_files(folder, delimiter="/")
+
+    def list_files(self, prefix: str, delimiter: str = "") -> list[FileInfo]:
         out = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter=delimiter):
             for obj in page.get("Contents", []):
                 version = f"{obj['Size']}:{obj.get('ETag', '')}:{obj['LastModified'].isoformat()}"
                 out.append(FileInfo(obj["Key"][len(self.prefix):], obj["Size"], version))

@@ -83,17 +83,22 @@ class HourFiles:
 
 def scan_landing(contract: SourceContract, landing: Store, arrival_hours: list[datetime]) -> dict[datetime, HourFiles]:
     """Every landing file of `contract` that arrived in one of `arrival_hours`, found with one
-    listing per day folder; files there that no layout matches are reported under the first of
-    the hours that listed them, so that none is skipped in silence."""
+    listing per day folder (and one of the files directly in each folder above it); files there
+    that no layout matches are reported under the first of the hours that listed them, so that
+    none is skipped in silence."""
     hours = set(arrival_hours)
     out = {h: HourFiles() for h in arrival_hours}
     owner: dict[str, datetime] = {}  # listed prefix -> the first hour listing it
     for hour in sorted(hours):
         for layout in contract.layouts:
             owner.setdefault(layout.scan_prefix(hour), hour)
+    first = min(hours)
+    above = sorted({f for l in contract.layouts for h in hours for f in l.folders_above(h)} - set(owner))
+    listings = [(p, landing.list_files(p)) for p in sorted(owner)] + [(f, landing.list_folder(f)) for f in above]
+    owner.update({f: first for f in above})
     seen = set()
-    for prefix in sorted(owner):
-        for info in landing.list_files(prefix):
+    for prefix, infos in listings:
+        for info in infos:
             if info.key in seen:
                 continue
             seen.add(info.key)

@@ -129,6 +129,8 @@ def landed(tmp_path_factory):
     f.omny("wrongext", t1, lines_of(clean_records("wrongext", t1)), ext="jsonl")
     stray = f.landing / f"omny/{t1:%Y}/{t1:%Y-%m}/{t1:%Y-%m-%d}/notes.txt"
     stray.write_text("not an export")
+    (f.landing / "omny/README.txt").write_text("a stray file at the top of the source's folder")
+    (f.landing / f"omny/{t1:%Y}/misfiled.jsonl.gz").write_bytes(gzip.compress(lines_of(clean_records("misfiled", t1))))
     outside = root / "outside.jsonl.gz"
     outside.write_bytes(gzip.compress(lines_of(clean_records("outside", t2))))
     os.symlink(outside, omny_path(f.landing, t2, "symlinked"))
@@ -275,6 +277,7 @@ def test_files_the_layout_does_not_match_are_reported(landed):
     _, settings, report, _, _ = landed
     files = reported(report, "omny")
     assert files["notes.txt"] == "name does not match the landing layout"
+    assert files["README.txt"] == files["misfiled.jsonl.gz"] == "name does not match the landing layout"
     assert [r for n, r in files.items() if "wrongext" in n] == ["not one of the formats jsonl.gz"]
     assert not {i for i in event_ids(settings, "omny") if i.startswith("wrongext-")}
 
@@ -473,26 +476,27 @@ def test_staging_left_by_a_killed_run_is_removed_by_the_next_run(tmp_path):
 
 
 def test_a_store_failing_mid_run_publishes_only_what_the_error_accounts_for(s3_env, s3_server, tmp_path, monkeypatch):
-    """The landing bucket answers the listing and the first hour's file, then stops: the run fails,
+    """The landing bucket serves the first hour's file, then fails on the second: the run fails,
     naming the cause and the hours landed before it; a re-run once the store is back heals it."""
     import boto3
-    from s3proxy import Fault, FaultProxy
+    from s3proxy import FaultProxy
 
     direct = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     for bucket in ("midrun-drop", "midrun-lake"):
         direct.create_bucket(Bucket=bucket)
     t1 = T0 + timedelta(hours=1)
+    keys = {}
     for hour, tag in ((T0, "first"), (t1, "second")):
-        key = omny_path(tmp_path, hour, tag).relative_to(tmp_path).as_posix()
-        direct.put_object(Bucket="midrun-drop", Key=f"exports/{key}", Body=gzip.compress(lines_of(clean_records(tag, hour))))
+        keys[tag] = "exports/" + omny_path(tmp_path, hour, tag).relative_to(tmp_path).as_posix()
+        direct.put_object(Bucket="midrun-drop", Key=keys[tag], Body=gzip.compress(lines_of(clean_records(tag, hour))))
     with FaultProxy(s3_server) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         settings = Settings.from_env({"WAREHOUSE_LANDING": "s3://midrun-drop/exports", "WAREHOUSE_LAKE": "s3://midrun-lake/w",
                                       "WAREHOUSE_DUCKDB": str(tmp_path / "w.duckdb"), "WAREHOUSE_START": "2026-01-01T00",
                                       "AWS_ENDPOINT_URL": proxy.url, "AWS_DEFAULT_REGION": "us-east-1",
                                       "WAREHOUSE_S3_MAX_ATTEMPTS": "2"})
-        # two bucket checks (backfill, asset), the listing, the first file: then 503 for the landing bucket
-        proxy.add(Fault(503, "SlowDown", outage_after=4, outage_seconds=600, path_prefix="/midrun-drop"))
+        # the store answers everything until the second hour's file: that, it never serves
+        proxy.fail_always(503, "SlowDown", path_prefix=f"/midrun-drop/{keys['second']}")
         report = run_backfill(settings, T0, T0 + timedelta(hours=2), ["omny"], marts=False)
         assert not report.ok
         assert "the store failed after 1 of 2 arrival hours landed" in report.errors[-1], report.errors
