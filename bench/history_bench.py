@@ -13,7 +13,6 @@ import argparse
 import shutil
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from omny_bench import OUT, START, generate
 

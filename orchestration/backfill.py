@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from orchestration.assets.ingestion import LEDGER_CHECK, events_key, landed_key
+from orchestration.assets.ingestion import events_key, landed_key
 from orchestration.assets.marts import DBT_ASSETS_NAME
 from orchestration.checks.marts import window_query
 from orchestration.contracts import load_mart_contracts, load_source_contracts

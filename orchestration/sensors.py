@@ -4,7 +4,7 @@ they affect (late events included) — automation, not a person."""
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -43,12 +43,12 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
         hours = [h for h in hours if h >= settings.start]
         for source, contract in contracts.items():
             for hour, found in paths.scan_landing(contract, store, hours).items():
-                if not found.files and not found.reported:
+                if not found.files:  # files it only reports (strays) are named when the hour lands
                     continue
                 label = f"{source}|{format_hour(hour)}"
                 # A file rewritten under the same name changes its size, time or ETag: land it again.
-                listing = [f"{info.key}\t{info.version}" for info, _ in found.files] + sorted(found.reported)
-                digest = hashlib.sha1("\n".join(sorted(listing)).encode()).hexdigest()
+                listing = sorted(f"{info.key}\t{info.version}" for info, _ in found.files)
+                digest = hashlib.sha1("\n".join(listing).encode()).hexdigest()
                 new_seen[label] = digest
                 if seen.get(label) != digest:
                     requests.append(dg.RunRequest(

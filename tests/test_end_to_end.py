@@ -1,6 +1,5 @@
 """The ingestion assets end to end through Dagster, on generated exports in a temp folder."""
 
-import gzip
 import json
 import shutil
 import zlib

@@ -1,10 +1,8 @@
 """The same ingestion with the landing area and the lake on S3: a real S3 API server on loopback."""
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import duckdb
-import pytest
 
 from orchestration.backfill import run_backfill
 from orchestration.generate import SOURCES, generate_all

@@ -211,7 +211,7 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     ledger.event_hours_touched = {format_hour(h): n for h, n in new_hours.items()}
     ledger.event_hours_removed = sorted(format_hour(h) for h in old_hours - set(new_hours))
 
-    lateness = dict(con.execute(f"""
+    lateness = dict(con.execute("""
         SELECT CASE WHEN hours < 0 THEN 'ahead' WHEN hours <= 1 THEN '0-1h' WHEN hours <= 6 THEN '2-6h'
                     WHEN hours <= 24 THEN '7-24h' ELSE 'over_24h' END AS bucket, count(*)
         FROM (SELECT datediff('hour', date_trunc('hour', event_ts), arrival_hour) AS hours FROM _typed WHERE reason IS NULL)

@@ -22,7 +22,6 @@ from typing import IO, Callable, Iterator
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 RAW_SCHEMA = pa.schema([("source_line", pa.int64()), ("raw", pa.large_string()), ("file_error", pa.string())])
 FLAT_FORMATS = ("csv", "parquet")
