@@ -79,11 +79,33 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
+def _combined(values: list):
+    """One value from the same metadata entry of several partitions: counts add up, lists of
+    hours merge, the per-hour ledgers follow one another."""
+    first = values[0]
+    if isinstance(first, bool) or not isinstance(first, (int, float, dict, list)):
+        return first
+    if isinstance(first, (int, float)):
+        return sum(values)
+    if isinstance(first, dict):
+        out: dict = {}
+        for value in values:
+            for k, v in value.items():
+                out[k] = out.get(k, 0) + v if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        return dict(sorted(out.items(), key=lambda kv: -kv[1])) if all(isinstance(v, int) for v in out.values()) else out
+    if all(isinstance(v, str) for value in values for v in value):
+        return sorted({v for value in values for v in value})
+    return [v for value in values for v in value]
+
+
 def _metadata(result, key: dg.AssetKey) -> dict:
+    """The run's totals for `key`, summed over the metadata of each partition it materialised."""
+    entries: dict[str, list] = {}
     for event in result.get_asset_materialization_events():
         if event.asset_key == key:
-            return {k: v.value for k, v in event.materialization.metadata.items()}
-    return {}
+            for k, v in event.materialization.metadata.items():
+                entries.setdefault(k, []).append(v.value)
+    return {k: _combined(values) for k, values in entries.items()}
 
 
 def _run(defs: dg.Definitions, keys: list[dg.AssetKey], first: str, last: str, instance, report: BackfillReport):

@@ -103,3 +103,19 @@ def test_a_file_rewritten_under_the_same_name_is_landed_again(tmp_path):
     second = tick(defs, instance, "landing_files_sensor", first.cursor)
     assert [r.partition_key for r in second.run_requests] == [format_hour(now)]
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_each_partition_of_a_range_run_carries_its_own_ledger(tmp_path):
+    settings, defs, instance = setup(tmp_path)
+    first, second = datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC)
+    omny_file(Path(settings.landing), first, "a", [("a1", first)])
+    omny_file(Path(settings.landing), second, "b", [("b1", second), ("b2", second)])
+    omny_file(Path(settings.landing), second, "c", [("c1", second)])
+    dg.materialize(list(defs.assets), selection=[dg.AssetKey("omny_landed")], instance=instance,
+                   resources=defs.resources, tags=range_tags(format_hour(first), format_hour(second)))
+    records = instance.fetch_materializations(dg.AssetKey("omny_landed"), limit=10).records
+    by_hour = {r.asset_materialization.partition: r.asset_materialization.metadata for r in records}
+    assert {h: (m["files"].value, m["rows_landed"].value) for h, m in by_hour.items()} == {
+        "2026-01-05T10": (1, 1), "2026-01-05T11": (2, 3)}
+    # what the late-events sensor needs is on every hour: the event hours the run affected
+    assert by_hour["2026-01-05T10"]["event_hours_affected"].value == ["2026-01-05T10", "2026-01-05T11"]
