@@ -4,7 +4,7 @@ BOOT := .venv-boot
 UV := $(BOOT)/bin/uv
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev docs bench clean
+.PHONY: install demo test dev docs sql bench clean
 
 $(UV):
 	python3 -m venv $(BOOT)
@@ -22,6 +22,9 @@ test: install  ## the whole suite (dbt, Dagster and an S3 API server on loopback
 
 dev: install  ## the Dagster UI on http://127.0.0.1:3000
 	$(UV) run dagster dev -w workspace.yaml
+
+sql: install  ## a query on the marts, read-only: make sql Q="select ..."  (no Q: list the tables)
+	$(UV) run python -m orchestration sql "$$Q"
 
 docs: install  ## dbt docs of the marts (after `make demo`), served on http://127.0.0.1:8080
 	$(UV) run python -m orchestration dbt docs generate

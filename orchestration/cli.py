@@ -11,6 +11,9 @@ from orchestration.settings import Settings, format_hour, parse_hour
 
 DEMO_START = "2026-01-05T00"
 DEMO_HOURS = 24
+TABLES_QUERY = ("select schema_name || '.' || table_name as relation, estimated_size as rows from duckdb_tables() "
+                "order by schema_name = 'marts' desc, 1")
+DEMO_QUERY = 'make sql Q="select source, count(*) as sessions from marts.fct_sessions group by 1 order by 1"'
 
 
 def _print_table(headers: list[str], rows: list[list]) -> None:
@@ -89,11 +92,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = run_backfill(settings, start, end, None)
     report.print()
     if report.ok:
-        print(f"\nThe lake is in {settings.lake}; the marts are in {settings.duckdb_path}, e.g.\n"
-              f"  uv run python -c \"import duckdb; duckdb.connect('{settings.duckdb_path}', read_only=True)"
-              f".sql('select source, count(*) from marts.fct_sessions group by 1').show()\"\n"
+        print(f"\nThe lake is in {settings.lake}; the marts are in {settings.duckdb_path}. Query them:\n"
+              f"  {DEMO_QUERY}\n"
               "Browse everything in the Dagster UI: make dev  (http://127.0.0.1:3000)")
     return 0 if report.ok else 1
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """A query on the marts, read-only, printed as a table (between runs: it waits for the dbt step)."""
+    import duckdb
+
+    from orchestration.storage import duckdb_file_lock
+
+    settings = Settings.from_env()
+    if not Path(settings.duckdb_path).exists():
+        print(f"error: no warehouse at {settings.duckdb_path} (WAREHOUSE_DUCKDB) yet: run `make demo` or a backfill first",
+              file=sys.stderr)
+        return 2
+    query = " ".join(args.query).strip() or TABLES_QUERY
+    with duckdb_file_lock(settings.duckdb_path, settings.duckdb_lock_timeout_seconds, "sql"):
+        con = duckdb.connect(settings.duckdb_path, read_only=True)
+        try:
+            con.sql(query).show(max_rows=args.max_rows, max_width=200)
+        except duckdb.Error as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            con.close()
+    return 0
 
 
 def cmd_dbt(args: argparse.Namespace) -> int:
@@ -140,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("dbt", help="run dbt on the configured lake and DuckDB file, e.g. `dbt docs generate`")
     t.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments")
     t.set_defaults(func=cmd_dbt)
+
+    q = sub.add_parser("sql", help="run a query on the marts (read-only) and print it; no query: list the tables")
+    q.add_argument("query", nargs="*", help="the SQL, e.g. \"select source, count(*) from marts.fct_sessions group by 1\"")
+    q.add_argument("--max-rows", type=int, default=40)
+    q.set_defaults(func=cmd_sql)
 
     d = sub.add_parser("demo", help="generate a day of samples into the landing folder and backfill it")
     d.add_argument("--seed", type=int, default=7)

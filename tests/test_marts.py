@@ -277,3 +277,25 @@ def test_sources_without_events_yet_give_empty_marts_not_a_failed_build(tmp_path
     assert report.ok, report.errors + report.failed_checks
     assert report.marts["fct_download_geo_daily"][0] > 0
     assert report.marts["fct_sessions"] == (0, 0) and report.marts["fct_audit_events"] == (0, 0)
+
+
+def test_the_analyst_commands_of_the_readme_and_the_demo_run_as_written(built):
+    """`make sql` and `python -m orchestration sql`, as the README and `demo` print them, in a shell."""
+    import os
+    import re
+    import subprocess
+
+    from orchestration.cli import DEMO_QUERY
+
+    _, settings, _ = built
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text()
+    block = re.search(r"## For analysts.*?```sh\n(.*?)```", readme, re.S).group(1)
+    commands = [line for line in block.splitlines() if line.strip()] + [DEMO_QUERY]
+    assert len(commands) >= 4
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["WAREHOUSE_DUCKDB"] = settings.duckdb_path
+    for command in commands:
+        result = subprocess.run(command, shell=True, cwd=repo, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, command + "\n" + result.stdout + result.stderr
+        assert "rows" in result.stdout or "│" in result.stdout, command
