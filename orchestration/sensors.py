@@ -16,12 +16,24 @@ from orchestration.partitions import HOUR
 from orchestration.resources import StorageResource
 from orchestration.settings import Settings, format_hour, parse_hour
 
+MARTS_WITNESS = dg.AssetKey("fct_platform_hourly")  # built from every source in each marts run
 RECENT_ARRIVAL_HOURS = 3  # the landing sensor watches the current hour and the two before
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Tags that make one run cover the partition range [first, last] (single-run backfill)."""
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def not_yet_reflected(instance: dg.DagsterInstance, downstream: dg.AssetKey, pending: dict[str, int]) -> set[str]:
+    """The hours of `pending` (hour -> storage id of the upstream record that asks for them) whose
+    `downstream` partition was not materialised after that record: a backfill that already built
+    them (or a sensor's earlier run) leaves nothing to redo."""
+    if not pending:
+        return set()
+    done = instance.get_latest_storage_id_by_partition(
+        downstream, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(pending))
+    return {hour for hour, asked in pending.items() if done.get(hour, 0) < asked}
 
 
 def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
@@ -69,14 +81,15 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
             after = cursor.get(source)
             result = context.instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=landed_key(source), after_storage_id=after), limit=1000, ascending=True)
-            hours: set[str] = set()
+            pending: dict[str, int] = {}  # event hour -> the newest landed record affecting it
             for record in result.records:
                 meta = record.asset_materialization.metadata if record.asset_materialization else {}
                 affected = meta.get("event_hours_affected")
-                if affected is not None:
-                    hours.update(affected.value)
+                for hour in (affected.value if affected is not None else []):
+                    if parse_hour(hour) >= settings.start:
+                        pending[hour] = max(pending.get(hour, 0), record.storage_id)
                 cursor[source] = max(cursor.get(source) or 0, record.storage_id)
-            hours = {h for h in hours if parse_hour(h) >= settings.start}
+            hours = not_yet_reflected(context.instance, events_key(source), pending)
             if hours:
                 first, last = min(hours), max(hours)
                 requests.append(dg.RunRequest(
@@ -92,16 +105,19 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
     )
     def marts_sensor(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
-        hours: set[str] = set()
+        pending: dict[str, int] = {}  # event hour -> the newest events record of it
         for source in contracts:
             result = context.instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=events_key(source), after_storage_id=cursor.get(source)),
                 limit=5000, ascending=True)
             for record in result.records:
                 if record.asset_materialization and record.asset_materialization.partition:
-                    hours.add(record.asset_materialization.partition)
+                    hour = record.asset_materialization.partition
+                    pending[hour] = max(pending.get(hour, 0), record.storage_id)
                 cursor[source] = max(cursor.get(source) or 0, record.storage_id)
         context.update_cursor(json.dumps(cursor))
+        witness = MARTS_WITNESS if MARTS_WITNESS in mart_keys else mart_keys[0]
+        hours = not_yet_reflected(context.instance, witness, pending)
         if not hours:
             return []
         first, last = min(hours), max(hours)

@@ -119,3 +119,26 @@ def test_each_partition_of_a_range_run_carries_its_own_ledger(tmp_path):
         "2026-01-05T10": (1, 1), "2026-01-05T11": (2, 3)}
     # what the late-events sensor needs is on every hour: the event hours the run affected
     assert by_hour["2026-01-05T10"]["event_hours_affected"].value == ["2026-01-05T10", "2026-01-05T11"]
+
+
+def test_sensors_after_a_backfill_request_nothing(tmp_path, monkeypatch):
+    """`make dev` right after `make demo`: the sensors see the demo's work as done, not as new."""
+    from orchestration.backfill import run_backfill
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    settings, defs, _ = setup(tmp_path)
+    hour = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    omny_file(Path(settings.landing), hour, "a", [("a1", hour), ("a2", hour - timedelta(hours=3))])
+    report = run_backfill(settings, hour, hour + timedelta(hours=1), ["omny"])
+    assert report.ok, report.errors + report.failed_checks
+    instance = dg.DagsterInstance.get()
+    assert not tick(defs, instance, "late_events_sensor").run_requests
+    assert not tick(defs, instance, "marts_sensor").run_requests
+    # a late file after it is new work again
+    omny_file(Path(settings.landing), hour + timedelta(hours=1), "b", [("b1", hour - timedelta(hours=5))])
+    dg.materialize(list(defs.assets), selection=[dg.AssetKey("omny_landed")], instance=instance,
+                   resources=defs.resources, partition_key=format_hour(hour + timedelta(hours=1)))
+    (request,) = tick(defs, instance, "late_events_sensor").run_requests
+    assert range_tags("2026-01-05T05", "2026-01-05T05").items() <= request.tags.items()
