@@ -9,7 +9,8 @@ from orchestration.settings import Settings
 SOURCES = ["omny", "atomic", "airkit", "altis", "track"]
 MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly", "fct_download_geo_daily", "fct_card_funnel",
          "dim_programs", "dim_clips", "dim_card_templates", "dim_apps"}
-STAGING = {"stg_omny__downloads", "stg_atomic__events", "stg_airkit__events", "stg_altis__events", "stg_track__events"}
+STAGING = {"stg_omny__downloads", "stg_atomic__events", "stg_airkit__events", "stg_altis__events", "stg_track__events",
+           "stg_quarantine"}
 
 
 def test_every_asset_is_hourly_partitioned_with_single_run_backfills():

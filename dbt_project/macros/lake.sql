@@ -19,3 +19,20 @@
         (select {% for column in node.columns.values() %}null::{{ column.data_type }} as {{ column.name }}, {% endfor %}null::varchar as event_hour where false)
     {%- endif -%}
 {%- endmacro %}
+
+{#- Every source's quarantine, as written by the landed assets:
+    {lake_root}/{source}/quarantine/arrival_hour=X/*.parquet; empty (typed) before any. -#}
+{% macro lake_quarantine() -%}
+    {%- set files = lake_root() ~ '/*/quarantine/arrival_hour=*/*.parquet' -%}
+    {%- set found = 1 -%}
+    {%- if execute -%}
+        {%- set found = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if found > 0 -%}
+        (select regexp_extract(filename, '([^/]+)/quarantine/arrival_hour=', 1) as source, * exclude (filename)
+         from read_parquet('{{ files }}', hive_partitioning = false, union_by_name = true, filename = true))
+    {%- else -%}
+        (select null::varchar as source, null::timestamp as arrival_hour, null::varchar as source_file,
+                null::bigint as source_line, null::varchar as raw, null::varchar as reason where false)
+    {%- endif -%}
+{%- endmacro %}
