@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 import dagster as dg
 
@@ -158,8 +160,9 @@ def _run(defs: dg.Definitions, keys: list[dg.AssetKey], first: str, last: str, i
 
 
 def run_backfill(settings: Settings, start: datetime, end: datetime, sources: list[str] | None,
-                 marts: bool = True) -> BackfillReport:
-    """Land [start, end), rebuild the event hours it affected, then (unless `marts` is false) the dbt marts."""
+                 marts: bool = True, progress: Callable[[str], None] = lambda line: None) -> BackfillReport:
+    """Land [start, end), rebuild the event hours it affected, then (unless `marts` is false) the dbt
+    marts; `progress` hears a line as each step starts and ends."""
     if end <= start:
         raise ValueError("--end must be after --start")
     if start < settings.start:
@@ -176,12 +179,19 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
     report = BackfillReport(start=start, end=end, duckdb_path=settings.duckdb_path)
     instance = _instance()
 
+    steps = 3 if marts else 2
+    hours = int((end - start) / timedelta(hours=1))
+    progress(f"[1/{steps}] landing {hours} arrival hours of {', '.join(sources)} ...")
+    began = time.monotonic()
     result = _run(defs, [landed_key(s) for s in sources], format_hour(start), format_hour(end - timedelta(hours=1)),
                   instance, report)
     affected: set[str] = set()
     for source in sources:
         report.landed[source] = _metadata(result, landed_key(source))
         affected.update(report.landed[source].get("event_hours_affected", []))
+    totals = lambda step, key: sum(m.get(key, 0) for m in getattr(report, step).values())
+    progress(f"      {totals('landed', 'files')} files, {totals('landed', 'rows_landed')} rows landed, "
+             f"{totals('landed', 'rows_quarantined')} quarantined ({time.monotonic() - began:.0f} s)")
     if report.ok and not any(m.get("files") or m.get("files_reported") for m in report.landed.values()):
         report.notes.append(f"no landing files in [{format_hour(start)}, {format_hour(end)}) under {landing.root}")
     before_start = sorted(h for h in affected if parse_hour(h) < settings.start)
@@ -190,12 +200,19 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
                             f"hold landed rows but have no events partition: {before_start[0]} … {before_start[-1]}")
     affected = {h for h in affected if parse_hour(h) >= settings.start}
     if report.ok and affected:
+        progress(f"[2/{steps}] building {len(affected)} event hours, {min(affected)} … {max(affected)} ...")
+        began = time.monotonic()
         result = _run(defs, [events_key(s) for s in sources], min(affected), max(affected), instance, report)
         for source in sources:
             report.events[source] = _metadata(result, events_key(source))
+        progress(f"      {totals('events', 'rows_kept')} events kept, {totals('events', 'duplicates_dropped')} "
+                 f"duplicates dropped ({time.monotonic() - began:.0f} s)")
     if marts and report.ok and affected:
         first, last = min(affected), max(affected)
+        progress(f"[3/{steps}] building the dbt marts over event hours {first} … {last} ...")
+        began = time.monotonic()
         _run(defs, mart_asset_keys(defs), first, last, instance, report)
+        progress(f"      {'done' if report.ok else 'failed'} ({time.monotonic() - began:.0f} s)")
         report.marts_window = (parse_hour(first), parse_hour(last) + timedelta(hours=1))
         report.marts = mart_summary(settings.duckdb_path, report.marts_window, settings.duckdb_lock_timeout_seconds)
     return report

@@ -23,6 +23,10 @@ def _print_table(headers: list[str], rows: list[list]) -> None:
         print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
 
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from orchestration.generate import SOURCES, generate_all
 
@@ -39,7 +43,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     sources = args.sources.split(",") if args.sources else None
-    report = run_backfill(settings, parse_hour(args.start), parse_hour(args.end), sources, marts=not args.no_marts)
+    report = run_backfill(settings, parse_hour(args.start), parse_hour(args.end), sources, marts=not args.no_marts,
+                          progress=_progress)
     report.print()
     return 0 if report.ok else 1
 
@@ -89,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Backfilling arrival hours [{format_hour(start)}, {format_hour(end)}) ...\n")
     from orchestration.backfill import run_backfill
 
-    report = run_backfill(settings, start, end, None)
+    report = run_backfill(settings, start, end, None, progress=_progress)
     report.print()
     if report.ok:
         print(f"\nThe lake is in {settings.lake}; the marts are in {settings.duckdb_path}. Query them:\n"

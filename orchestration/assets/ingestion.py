@@ -121,9 +121,15 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     def landed(context: dg.AssetExecutionContext, landing: StorageResource, lake: StorageResource):
         start, end = context.partition_time_window
         hours = hours_between(start, end)
+        done = iter(range(1, len(hours) + 1))
+
+        def landed_one(l: LandedLedger) -> None:  # progress in the run's log
+            context.log.info(f"{source} arrival hour {format_hour(l.arrival_hour)} landed ({next(done)}/{len(hours)}): "
+                             f"{l.files} files, {l.rows_landed} rows landed, {l.rows_quarantined} quarantined")
+
         try:
             with lake_duckdb(landing, lake) as con:
-                ledgers, affected = land_hours(contract, landing.store(), lake.store(), hours, con, rules)
+                ledgers, affected = land_hours(contract, landing.store(), lake.store(), hours, con, rules, on_hour=landed_one)
         except LandingInterrupted as exc:  # the store failed: say what was published before it did
             raise dg.Failure(
                 description=f"{source}: the store failed after {len(exc.ledgers)} of {len(hours)} arrival hours "
@@ -134,6 +140,9 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
         meta = landed_metadata(ledgers, affected)
         context.log.info(f"{source}: {meta['files']} files, {meta['rows_read']} rows read, {meta['rows_landed']} landed, "
                          f"{meta['rows_quarantined']} quarantined; {len(affected)} event hours affected")
+        if not meta["files"] and not meta["files_reported"]:
+            context.log.warning(f"{source}: no landing files in [{format_hour(start)}, {format_hour(end)}) "
+                                f"under {landing.root}")
         if meta["files_reported"]:
             context.log.warning(f"{source}: {meta['files_reported']} files landed nothing: "
                                 + "; ".join(f"{k} ({r})" for k, r in list(meta["reported_files"].value.items())[:5]))
@@ -157,7 +166,9 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     def events(context: dg.AssetExecutionContext, lake: StorageResource):
         start, end = context.partition_time_window
         with lake_duckdb(lake) as con:
-            ledgers = build_event_hours(contract, lake.store(), start, end, con)
+            ledgers = build_event_hours(contract, lake.store(), start, end, con, on_chunk=lambda chunk: context.log.info(
+                f"{source} event hours {format_hour(chunk[0].event_hour)} … {format_hour(chunk[-1].event_hour)} built: "
+                f"{sum(l.rows_kept for l in chunk)} events kept"))
         meta = events_metadata(ledgers)
         context.log.info(f"{source}: {meta['rows_in']} landed rows in, {meta['rows_kept']} kept, "
                          f"{meta['duplicates_dropped']} duplicates dropped")

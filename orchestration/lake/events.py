@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 import duckdb
 
@@ -66,13 +67,16 @@ CHUNK = timedelta(hours=24)  # event hours written per COPY: bounds memory on lo
 
 
 def build_event_hours(contract: SourceContract, lake: Store, start: datetime, end: datetime,
-                      con: duckdb.DuckDBPyConnection) -> list[EventsLedger]:
+                      con: duckdb.DuckDBPyConnection,
+                      on_chunk: Callable[[list[EventsLedger]], None] = lambda ledgers: None) -> list[EventsLedger]:
     """Materialise the event hours of [start, end), a day of hours at a time."""
     paths.sweep_leftovers(contract.name, lake)
     ledgers, chunk_start = [], start
     while chunk_start < end:
         chunk_end = min(chunk_start + CHUNK, end)
-        ledgers.extend(_build_chunk(contract, lake, chunk_start, chunk_end, con))
+        chunk = _build_chunk(contract, lake, chunk_start, chunk_end, con)
+        on_chunk(chunk)
+        ledgers.extend(chunk)
         chunk_start = chunk_end
     return ledgers
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -277,7 +278,8 @@ class LandingInterrupted(RuntimeError):
 
 
 def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_hours: list[datetime],
-               con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES) -> tuple[list[LandedLedger], list[str]]:
+               con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES,
+               on_hour: Callable[[LandedLedger], None] = lambda ledger: None) -> tuple[list[LandedLedger], list[str]]:
     """Materialise several arrival hours (one run); return their ledgers and the event hours
     affected: those touched, plus later hours (within 24 h) holding a copy of an id landed here.
     When the store fails part-way, LandingInterrupted carries the ledgers of the hours published."""
@@ -292,6 +294,7 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
             for hour in arrival_hours[i : i + CHUNK_HOURS]:
                 ledger = land_hour(contract, landing, lake, hour, con, rules, found[hour], run_ids="_run_ids")
                 ledgers.append(ledger)
+                on_hour(ledger)
                 affected.update(ledger.event_hours_touched)
                 affected.update(ledger.event_hours_removed)
             affected.update(_later_copies(contract, lake, con, "_run_ids"))

@@ -433,6 +433,8 @@ def test_a_gzip_bomb_and_a_50_mb_line_stay_under_the_memory_bound(tmp_path):
                              "--start", "2026-01-05T10", "--end", "2026-01-05T12", "--sources", "omny", "--no-marts"],
                             env=env, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "[1/2] landing 2 arrival hours of omny ..." in result.stdout  # progress, step by step
+    assert "[2/2] building" in result.stdout and "events kept" in result.stdout
     peak_mb = int(result.stdout.rsplit("PEAK_KB", 1)[1].split()[0]) / 1024
     assert peak_mb < 1536, f"peak RSS {peak_mb:.0f} MB"
     settings = Settings.from_env(env)
