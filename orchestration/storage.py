@@ -45,6 +45,7 @@ class FileInfo:
 
 class Store:
     root: str
+    writes_in_place = False  # True where each write is atomic (S3): nothing staged, nothing left behind
 
     def root_exists(self) -> bool:
         raise NotImplementedError
@@ -66,7 +67,7 @@ class Store:
 
     def list(self, prefix: str) -> list[str]:
         """Every key starting with `prefix` (a plain string prefix, recursive), sorted."""
-        raise NotImplementedError
+        return [info.key for info in self.list_files(prefix)]
 
     def read_bytes(self, key: str) -> bytes:
         raise NotImplementedError
@@ -180,21 +181,6 @@ class LocalStore(Store):
 
     def open(self, key: str) -> IO[bytes]:
         return open(self._path(key), "rb")
-
-    def list(self, prefix: str) -> list[str]:
-        # Walk only the deepest existing folder the prefix names.
-        base_dir, _, _ = prefix.rpartition("/")
-        start = self._path(base_dir)
-        if not start.is_dir():
-            return []
-        out = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
-            rel_dir = "" if rel_dir == "." else rel_dir + "/"
-            # Descend only into folders that can hold keys with this prefix.
-            dirnames[:] = [d for d in dirnames if _compatible(rel_dir + d + "/", prefix)]
-            out.extend(rel_dir + f for f in filenames if (rel_dir + f).startswith(prefix))
-        return sorted(out)
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -310,13 +296,6 @@ class S3Store(Store):
         except self.client.exceptions.NoSuchKey:
             raise FileNotFoundError(f"{key}: no such object") from None
 
-    def list(self, prefix: str) -> list[str]:
-        out = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-            out.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", []))
-        return sorted(out)
-
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
 
@@ -341,8 +320,10 @@ class S3Store(Store):
             if chunk:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
 
+    writes_in_place = True  # object writes are atomic
+
     def staging_key(self, final_key: str) -> str:
-        return final_key  # object writes are atomic: write in place
+        return final_key
 
     def publish(self, staging_key: str, final_key: str) -> None:
         if staging_key != final_key:

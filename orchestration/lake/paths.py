@@ -43,7 +43,7 @@ def sweep_leftovers(source: str, lake: Store, arrival_hours: list[datetime] = ()
     """Remove what killed runs left in `source`'s lake: staging of the arrival hours about to be
     written (whatever its age: this run rewrites them), and any other staging left long enough.
     A store written in place (S3: each object write is atomic) leaves none."""
-    if lake.staging_key(source) == source:
+    if lake.writes_in_place:
         return
     for hour in arrival_hours:
         lake.sweep_leftovers(f"{landed_partition(source, hour)}/.", timedelta(0))
