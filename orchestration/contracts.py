@@ -166,6 +166,8 @@ class SourceContract:
     event_name_default: str | None
     layouts: tuple[Layout, ...]
     description: str
+    owners: tuple[str, ...] = ()
+    latency: timedelta | None = None  # the contract's SLA: an event is in the events layer this long after it happened
 
     def field(self, path: str) -> Field:
         for f in self.fields:
@@ -188,6 +190,31 @@ class SourceContract:
 
 def _custom(doc: OpenDataContractStandard) -> dict[str, Any]:
     return {cp.property: cp.value for cp in (doc.customProperties or [])}
+
+
+LATENCY_UNITS = {"m": timedelta(minutes=1), "min": timedelta(minutes=1), "h": timedelta(hours=1),
+                 "hour": timedelta(hours=1), "d": timedelta(days=1), "day": timedelta(days=1)}
+
+
+def owners(doc: OpenDataContractStandard) -> tuple[str, ...]:
+    """The contract's team (`team:<name>`) and its members whose role is owner, as Dagster owners."""
+    team = doc.team
+    if team is None:
+        return ()
+    members = team if isinstance(team, list) else (team.members or [])
+    named = [f"team:{team.name}"] if not isinstance(team, list) and team.name else []
+    return tuple(named + [m.username for m in members if (m.role or "").lower() == "owner" and m.username])
+
+
+def latency(doc: OpenDataContractStandard) -> timedelta | None:
+    """The contract's `latency` SLA: how long after an event it must be in this layer."""
+    for sla in doc.slaProperties or []:
+        if sla.property == "latency" and sla.value is not None:
+            unit = (sla.unit or "h").lower().rstrip("s") or "h"
+            if unit not in LATENCY_UNITS:
+                raise ContractError(f"{doc.name}: latency unit {sla.unit!r} is not one of {sorted(LATENCY_UNITS)}")
+            return LATENCY_UNITS[unit] * float(sla.value)
+    return None
 
 
 def _leaves(props: list[SchemaProperty], prefix: str = "") -> list[Field]:
@@ -243,7 +270,7 @@ def source_contract(path: Path, strict: bool = False) -> SourceContract:
     return SourceContract(
         name=doc.name, document=doc, fields=fields, id_field=id_field, event_time_fields=time_fields,
         event_name_fields=name_fields, event_name_default=custom.get("eventNameDefault"),
-        layouts=layouts, description=desc.strip(),
+        layouts=layouts, description=desc.strip(), owners=owners(doc), latency=latency(doc),
     )
 
 
@@ -291,6 +318,8 @@ class MartContract:
     rules: tuple[QualityRule, ...]
     path: Path
     window_column: str | None = None  # the time column a partition window selects rows by
+    owners: tuple[str, ...] = ()
+    latency: timedelta | None = None  # the contract's SLA: rows are in the mart this long after the event
 
     @property
     def primary_key(self) -> list[str]:
@@ -334,7 +363,8 @@ def mart_contract(path: Path, strict: bool = False) -> MartContract:
     desc = doc.description.purpose if doc.description and doc.description.purpose else ""
     return MartContract(name=doc.name, relation=table.physicalName or f"marts.{doc.name}",
                         description=" ".join(desc.split()), columns=tuple(columns), rules=tuple(rules),
-                        path=Path(path), window_column=_custom(doc).get("windowColumn"))
+                        path=Path(path), window_column=_custom(doc).get("windowColumn"),
+                        owners=owners(doc), latency=latency(doc))
 
 
 def load_mart_contracts(directory: Path | None = None, strict: bool = False) -> dict[str, MartContract]:
