@@ -320,11 +320,15 @@ class MartContract:
     window_column: str | None = None  # the time column a partition window selects rows by
     owners: tuple[str, ...] = ()
     latency: timedelta | None = None  # the contract's SLA: rows are in the mart this long after the event
+    partitioning: str = "event_hour"  # one of MART_PARTITIONINGS: what a partition of the mart means
 
     @property
     def primary_key(self) -> list[str]:
         keyed = [c for c in self.columns if c.primary_key_position is not None]
         return [c.name for c in sorted(keyed, key=lambda c: c.primary_key_position)]
+
+
+MART_PARTITIONINGS = ("event_hour", "day", "none")  # hourly facts, daily facts, whole tables (dimensions)
 
 
 def mart_contract(path: Path, strict: bool = False) -> MartContract:
@@ -361,10 +365,13 @@ def mart_contract(path: Path, strict: bool = False) -> MartContract:
         else:
             raise ContractError(f"{path}: rule {name}: only `sql` and `custom` great-expectations rules are supported")
     desc = doc.description.purpose if doc.description and doc.description.purpose else ""
+    partitioning = _custom(doc).get("partitioning", "event_hour")
+    if partitioning not in MART_PARTITIONINGS:
+        raise ContractError(f"{path}: customProperties.partitioning must be one of {MART_PARTITIONINGS}, got {partitioning!r}")
     return MartContract(name=doc.name, relation=table.physicalName or f"marts.{doc.name}",
                         description=" ".join(desc.split()), columns=tuple(columns), rules=tuple(rules),
                         path=Path(path), window_column=_custom(doc).get("windowColumn"),
-                        owners=owners(doc), latency=latency(doc))
+                        owners=owners(doc), latency=latency(doc), partitioning=partitioning)
 
 
 def load_mart_contracts(directory: Path | None = None, strict: bool = False) -> dict[str, MartContract]:
