@@ -14,11 +14,11 @@ from typing import Callable
 import dagster as dg
 
 from orchestration.assets.ingestion import events_key, landed_key
-from orchestration.assets.marts import DBT_ASSETS_NAME
 from orchestration.checks.marts import window_query
 from orchestration.contracts import load_mart_contracts, load_source_contracts
 from orchestration.definitions import build_definitions
-from orchestration.sensors import range_tags
+from orchestration.partitions import range_tags
+from orchestration.sensors import mart_runs
 from orchestration.resources import WarehouseResource
 from orchestration.settings import LANDING_VARIABLE, Settings, format_hour, parse_hour
 
@@ -211,16 +211,32 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
         first, last = min(affected), max(affected)
         progress(f"[3/{steps}] building the dbt marts over event hours {first} … {last} ...")
         began = time.monotonic()
-        _run(defs, mart_asset_keys(defs), first, last, instance, report)
+        build_marts(defs, first, last, instance, report, sources)
         progress(f"      {'done' if report.ok else 'failed'} ({time.monotonic() - began:.0f} s)")
         report.marts_window = (parse_hour(first), parse_hour(last) + timedelta(hours=1))
         report.marts = mart_summary(settings.duckdb_path, report.marts_window, settings.duckdb_lock_timeout_seconds)
     return report
 
 
+def build_marts(defs: dg.Definitions, first: str, last: str, instance: dg.DagsterInstance, report: BackfillReport,
+                sources: list[str] | None = None) -> None:
+    """Rebuild the marts over event hours [first, last] of `sources` (all by default): the event-hour
+    marts with the whole-table models in one run, then each daily mart over the days of those hours."""
+    for run in mart_runs(dbt_assets(defs), sources or sorted(load_source_contracts())):
+        if report.ok and run.sources:
+            keys = sorted({run.partitions_def.get_partition_key_for_timestamp(parse_hour(h).timestamp())
+                           for h in (first, last)}) if run.partitions_def else [first, last]
+            _run(defs, list(run.keys), keys[0], keys[-1], instance, report)
+
+
+def dbt_assets(defs: dg.Definitions) -> list[dg.AssetsDefinition]:
+    """The assets of the dbt project (staging views and marts), one definition per partitioning."""
+    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and any("dbt" in s.kinds for s in a.specs)]
+
+
 def mart_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     """Every asset the dbt project defines (staging views and marts)."""
-    return sorted((k for a in defs.assets if a.op.name == DBT_ASSETS_NAME for k in a.keys), key=str)
+    return sorted((k for a in dbt_assets(defs) for k in a.keys), key=str)
 
 
 def mart_summary(duckdb_path: str, window: tuple[datetime, datetime],

@@ -8,7 +8,7 @@ import dagster as dg
 from orchestration.assets.ingestion import landed_key
 from orchestration.contracts import SourceContract
 from orchestration.settings import Settings, format_hour
-from orchestration.sensors import range_tags
+from orchestration.partitions import range_tags
 
 
 def build_schedules(contracts: dict[str, SourceContract], settings: Settings) -> list[dg.ScheduleDefinition]:

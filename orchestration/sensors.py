@@ -4,25 +4,19 @@ they affect (late events included) — automation, not a person."""
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.assets.ingestion import events_key, landed_key
 from orchestration.contracts import SourceContract
 from orchestration.lake import paths
-from orchestration.partitions import HOUR
+from orchestration.partitions import HOUR, range_tags
 from orchestration.resources import StorageResource
 from orchestration.settings import Settings, format_hour, parse_hour
 
-MARTS_WITNESS = dg.AssetKey("fct_platform_hourly")  # built from every source in each marts run
 RECENT_ARRIVAL_HOURS = 3  # the landing sensor watches the current hour and the two before
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    """Tags that make one run cover the partition range [first, last] (single-run backfill)."""
-    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
 
 
 def not_yet_reflected(instance: dg.DagsterInstance, downstream: dg.AssetKey, pending: dict[str, int]) -> set[str]:
@@ -36,9 +30,59 @@ def not_yet_reflected(instance: dg.DagsterInstance, downstream: dg.AssetKey, pen
     return {hour for hour, asked in pending.items() if done.get(hour, 0) < asked}
 
 
+@dataclass(frozen=True)
+class MartRun:
+    """Marts built together by one run: their partitions (None: whole tables only), the lake
+    sources upstream of them, the asset whose partitions say what was built, and the whole-table
+    models that must exist before them (built by another run)."""
+
+    name: str
+    keys: tuple[dg.AssetKey, ...]
+    partitions_def: dg.PartitionsDefinition | None
+    sources: tuple[str, ...]
+    witness: dg.AssetKey
+    needs: tuple[dg.AssetKey, ...] = ()
+
+
+def mart_runs(dbt_assets: list[dg.AssetsDefinition], sources: list[str]) -> list[MartRun]:
+    """The runs that rebuild the marts after event hours change: the whole-table models with the
+    event-hour marts (one run, the same window), then one run per other partitioning (days)."""
+    deps = {k: set(ds) for a in dbt_assets for k, ds in a.asset_deps.items()}
+    events = {events_key(s): s for s in sources}
+
+    def upstream(key: dg.AssetKey, seen: set) -> set[str]:
+        found = set()
+        for dep in deps.get(key, ()):
+            if dep in events:
+                found.add(events[dep])
+            elif dep not in seen:
+                seen.add(dep)
+                found |= upstream(dep, seen)
+        return found
+
+    whole = [a for a in dbt_assets if a.partitions_def is None]
+    whole_keys = {k for a in whole for k in a.keys}
+    hourly = [a for a in dbt_assets if isinstance(a.partitions_def, dg.HourlyPartitionsDefinition)]
+    others = [a for a in dbt_assets if a.partitions_def is not None and a not in hourly]
+    groups = [("marts", whole + hourly, hourly[0].partitions_def if hourly else None)]
+    groups += [(a.op.name, [a], a.partitions_def) for a in others]
+    out = []
+    for name, defs, partitions_def in groups:
+        keys = sorted((k for a in defs for k in a.keys), key=str)
+        if not keys:
+            continue
+        own = sorted((k for a in defs if a.partitions_def is partitions_def for k in a.keys), key=str)
+        reach = {k: upstream(k, set()) for k in own}
+        witness = max(own, key=lambda k: (len(reach[k]), str(k)))  # built from the most sources
+        needs = sorted({d for k in keys for d in deps.get(k, ()) if d in whole_keys} - set(keys), key=str)
+        out.append(MartRun(name=name, keys=tuple(keys), partitions_def=partitions_def,
+                           sources=tuple(sorted(set().union(*reach.values()))), witness=witness, needs=tuple(needs)))
+    return out
+
+
 def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
-                  mart_keys: list[dg.AssetKey] | None = None) -> list[dg.SensorDefinition]:
-    """`mart_keys`: the dbt assets the marts sensor rebuilds after event hours change."""
+                  dbt_assets: list[dg.AssetsDefinition] | None = None) -> list[dg.SensorDefinition]:
+    """`dbt_assets`: what the marts sensor rebuilds after event hours change."""
     landed_keys = [landed_key(s) for s in contracts]
 
     @dg.sensor(
@@ -98,30 +142,41 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
         context.update_cursor(json.dumps(cursor))
         return requests
 
+    runs = mart_runs(dbt_assets or [], list(contracts))
+    all_mart_keys = sorted({k for r in runs for k in r.keys}, key=str)
+
     @dg.sensor(
-        name="marts_sensor", minimum_interval_seconds=60, target=mart_keys or None,
+        name="marts_sensor", minimum_interval_seconds=60, target=all_mart_keys or None,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="After event hours change, rebuilds the dbt marts over those hours in one run.",
+        description="After event hours change, rebuilds the dbt marts over them: the event-hour marts and the "
+                    "whole-table models in one run, each daily mart over the days of those hours in another.",
     )
     def marts_sensor(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
-        pending: dict[str, int] = {}  # event hour -> the newest events record of it
-        for source in contracts:
-            result = context.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=events_key(source), after_storage_id=cursor.get(source)),
-                limit=5000, ascending=True)
-            for record in result.records:
-                if record.asset_materialization and record.asset_materialization.partition:
-                    hour = record.asset_materialization.partition
-                    pending[hour] = max(pending.get(hour, 0), record.storage_id)
-                cursor[source] = max(cursor.get(source) or 0, record.storage_id)
+        requests = []
+        for run in runs:
+            if any(context.instance.get_latest_materialization_event(k) is None for k in run.needs):
+                continue  # its views are built by the first run: ask again once they exist
+            pending: dict[str, int] = {}  # partition -> the newest events record of an hour in it
+            for source in run.sources:
+                mark = f"{run.name}|{source}"
+                result = context.instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=events_key(source), after_storage_id=cursor.get(mark)),
+                    limit=5000, ascending=True)
+                for record in result.records:
+                    if record.asset_materialization and record.asset_materialization.partition:
+                        hour = parse_hour(record.asset_materialization.partition)
+                        key = (run.partitions_def.get_partition_key_for_timestamp(hour.timestamp())
+                               if run.partitions_def else format_hour(hour))
+                        pending[key] = max(pending.get(key, 0), record.storage_id)
+                    cursor[mark] = max(cursor.get(mark) or 0, record.storage_id)
+            keys = not_yet_reflected(context.instance, run.witness, pending)
+            if keys:
+                first, last = min(keys), max(keys)
+                newest = max(cursor.get(f"{run.name}|{s}") or 0 for s in run.sources)
+                requests.append(dg.RunRequest(run_key=f"{run.name}|{first}|{last}|{newest}",
+                                              asset_selection=list(run.keys), tags=range_tags(first, last)))
         context.update_cursor(json.dumps(cursor))
-        witness = MARTS_WITNESS if MARTS_WITNESS in mart_keys else mart_keys[0]
-        hours = not_yet_reflected(context.instance, witness, pending)
-        if not hours:
-            return []
-        first, last = min(hours), max(hours)
-        return [dg.RunRequest(run_key=f"marts|{first}|{last}|{max(cursor.values())}", asset_selection=mart_keys,
-                              tags=range_tags(first, last))]
+        return requests
 
-    return [landing_files_sensor, late_events_sensor] + ([marts_sensor] if mart_keys else [])
+    return [landing_files_sensor, late_events_sensor] + ([marts_sensor] if runs else [])

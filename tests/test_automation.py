@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.definitions import build_definitions
-from orchestration.sensors import range_tags
+from orchestration.partitions import range_tags
 from orchestration.settings import Settings, format_hour
 
 UTC = timezone.utc
@@ -63,11 +63,21 @@ def test_late_file_rebuilds_the_event_hours_it_affects(tmp_path):
         "event_hour=2026-01-05T20", "event_hour=2026-01-05T22"]  # "a" at 01 is now a duplicate
     assert not tick(defs, instance, "late_events_sensor", result.cursor).run_requests  # nothing new since
 
-    # the rebuilt event hours, in turn, rebuild the marts over those hours: one run, dbt once
+    # the rebuilt event hours, in turn, rebuild the marts over those hours: the hourly facts with the
+    # whole-table models (staging views, dimensions) in one run ...
     marts = tick(defs, instance, "marts_sensor")
     (request,) = marts.run_requests
-    assert dg.AssetKey("fct_download_geo_daily") in request.asset_selection
+    assert {dg.AssetKey("fct_sessions"), dg.AssetKey("dim_programs"), dg.AssetKey("stg_omny__downloads")} <= set(request.asset_selection)
+    assert dg.AssetKey("fct_download_geo_daily") not in request.asset_selection  # its staging view comes first
     assert range_tags("2026-01-05T20", "2026-01-06T01").items() <= request.tags.items()
+    run = dg.materialize([*defs.assets, *defs.asset_checks], selection=request.asset_selection, instance=instance,
+                         resources=defs.resources, tags=request.tags)
+    assert run.success
+    # ... then the daily mart over the days of those hours
+    daily = tick(defs, instance, "marts_sensor", marts.cursor)
+    (request,) = daily.run_requests
+    assert request.asset_selection == [dg.AssetKey("fct_download_geo_daily")]
+    assert range_tags("2026-01-05", "2026-01-06").items() <= request.tags.items()
     run = dg.materialize([*defs.assets, *defs.asset_checks], selection=request.asset_selection, instance=instance,
                          resources=defs.resources, tags=request.tags)
     assert run.success
@@ -75,7 +85,7 @@ def test_late_file_rebuilds_the_event_hours_it_affects(tmp_path):
     with duckdb.connect(settings.duckdb_path, read_only=True) as con:
         assert con.sql("select download_date::varchar, sum(downloads) from marts.fct_download_geo_daily "
                        "group by 1").fetchall() == [("2026-01-05", 2)]
-    assert not tick(defs, instance, "marts_sensor", marts.cursor).run_requests
+    assert not tick(defs, instance, "marts_sensor", daily.cursor).run_requests
 
 
 def test_new_files_in_a_recent_hour_start_its_landing(tmp_path):

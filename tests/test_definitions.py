@@ -9,24 +9,41 @@ from orchestration.settings import Settings
 SOURCES = ["omny", "atomic", "airkit", "altis", "track"]
 MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly", "fct_download_geo_daily", "fct_card_funnel",
          "dim_programs", "dim_clips", "dim_card_templates", "dim_apps"}
+HOURLY_MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly"}
 STAGING = {"stg_omny__downloads", "stg_atomic__events", "stg_airkit__events", "stg_altis__events", "stg_track__events",
            "stg_quarantine"}
 
 
-def test_every_asset_is_hourly_partitioned_with_single_run_backfills():
+def test_each_asset_is_partitioned_by_what_it_means_with_one_dbt_step_per_partitioning():
     defs = build_definitions(Settings.from_env({"WAREHOUSE_START": "2026-01-01T00"}))
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     ingestion = {f"{s}_{layer}" for s in SOURCES for layer in ("landed", "events")}
     assert keys == ingestion | MARTS | STAGING
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        assert isinstance(node.partitions_def, dg.HourlyPartitionsDefinition)
-        assert node.partitions_def.get_first_partition_key() == "2026-01-01T00"
-        assert node.backfill_policy == dg.BackfillPolicy.single_run()
-    # dbt models are downstream of the events assets, by event hour.
+
+    def partitions(name):
+        return graph.get(dg.AssetKey(name)).partitions_def
+
+    # The lake and the hourly facts: one partition per hour, a range as one run.
+    for name in ingestion | HOURLY_MARTS:
+        assert isinstance(partitions(name), dg.HourlyPartitionsDefinition), name
+        assert partitions(name).get_first_partition_key() == "2026-01-01T00"
+        assert graph.get(dg.AssetKey(name)).backfill_policy == dg.BackfillPolicy.single_run()
+    assert partitions("fct_sessions") == partitions("omny_events")  # by event hour
+    # The download-geo mart by day; dimensions, the card funnel and staging views are whole tables.
+    assert isinstance(partitions("fct_download_geo_daily"), dg.DailyPartitionsDefinition)
+    assert partitions("fct_download_geo_daily").get_first_partition_key() == "2026-01-01"
+    assert graph.get(dg.AssetKey("fct_download_geo_daily")).backfill_policy == dg.BackfillPolicy.single_run()
+    for name in MARTS - HOURLY_MARTS - {"fct_download_geo_daily"} | STAGING:
+        assert partitions(name) is None, name
+    # One dbt step (one `dbt build`) per partitioning.
+    dbt_steps = {a.op.name: {k.to_user_string() for k in a.keys} for a in defs.assets
+                 if any("dbt" in s.kinds for s in a.specs)}
+    assert sorted(dbt_steps.values(), key=len) == [
+        {"fct_download_geo_daily"}, HOURLY_MARTS, MARTS - HOURLY_MARTS - {"fct_download_geo_daily"} | STAGING]
+    # dbt models are downstream of the events assets.
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("stg_omny__downloads")).parent_keys} == {"omny_events"}
-    assert graph.get(dg.AssetKey("fct_sessions")).partitions_def == graph.get(dg.AssetKey("omny_events")).partitions_def
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("fct_download_geo_daily")).parent_keys} == {"stg_omny__downloads"}
     assert {graph.get(dg.AssetKey(m)).group_name for m in MARTS} == {"marts"}
 
 

@@ -1,6 +1,8 @@
-"""The dbt project as Dagster assets: one `@dbt_assets` over the event-hour partitions. A range
-runs as one run and one `dbt build` over the whole window (vars `min_date`/`max_date`, half-open).
-This is the only step that writes the DuckDB file."""
+"""The dbt project as Dagster assets: one `@dbt_assets` per partitioning its mart contracts declare
+(event hours, days, none: the staging views, the dimensions and the card funnel). A range runs as
+one run and one `dbt build` over the whole window (vars `min_date`/`max_date`, half-open); the
+whole-table models take the window of the run they are in (the hours that changed), or rebuild
+from every hour. This is the only step that writes the DuckDB file."""
 
 
 import json
@@ -15,10 +17,12 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.assets.ingestion import events_key
+from orchestration.contracts import MartContract, load_source_contracts
 from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from orchestration.partitions import run_window
 from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseResource
 
-DBT_ASSETS_NAME = "warehouse_dbt"
+DBT_ASSETS_NAME = "warehouse_dbt"  # the whole-table models; the partitioned ones add `_<partitioning>`
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # One target folder per dbt run under target/runs/ (dagster-dbt would make a new one per
 # invocation and keep it forever): removed when the run succeeds; a failed run's folder (its
@@ -45,12 +49,25 @@ def ensure_manifest() -> Path:
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
-    """Lake sources are the `<source>_events` assets; models are grouped by layer."""
+    """Lake sources are the `<source>_events` assets; models are grouped by layer and owned by the
+    team of their contract (a staging model: of its source's)."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"] == "lake":
             return events_key(dbt_resource_props["name"].removesuffix("_events"))
         return dg.AssetKey(dbt_resource_props["name"])
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
+        from orchestration.contracts import load_mart_contracts
+
+        mart = load_mart_contracts().get(dbt_resource_props["name"])
+        if mart is not None:
+            return list(mart.owners)
+        sources = load_source_contracts()
+        upstream = [n.rsplit(".", 1)[-1].removesuffix("_events")
+                    for n in (dbt_resource_props.get("depends_on") or {}).get("nodes", []) if n.startswith("source.")]
+        owners = [o for name in upstream if name in sources for o in sources[name].owners]
+        return list(dict.fromkeys(owners)) or super().get_owners(dbt_resource_props)
 
     def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
         # dbt tests report failures without stopping the step: the blocking gate of a mart is
@@ -108,53 +125,71 @@ def tidy_target(run_target: Path, succeeded: bool) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def dbt_vars(window: dg.TimeWindow, lake: StorageResource, warehouse: WarehouseResource) -> dict[str, str]:
+def dbt_vars(window: tuple | None, lake: StorageResource, warehouse: WarehouseResource) -> dict[str, str]:
+    """The run's window as dbt vars (none: dbt's defaults, every hour), and where the lake and file are."""
     def iso(t):
         return t.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
 
-    return {"min_date": iso(window.start), "max_date": iso(window.end), "lake_root": lake.root,
-            "duckdb_path": warehouse.path}
+    window_vars = {"min_date": iso(window[0]), "max_date": iso(window[1])} if window else {}
+    return {**window_vars, "lake_root": lake.root, "duckdb_path": warehouse.path}
 
 
-def build_dbt_assets(event_partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dbt_assets(
-        manifest=ensure_manifest(),
-        project=DBT_PROJECT,
-        name=DBT_ASSETS_NAME,
-        partitions_def=event_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        dagster_dbt_translator=WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-        pool=WAREHOUSE_POOL,
-    )
-    def warehouse_dbt(context: AssetExecutionContext, dbt: DbtCliResource, lake: StorageResource,
-                      warehouse: WarehouseResource):
-        warehouse.prepare()
-        variables = dbt_vars(context.partition_time_window, lake, warehouse)
-        target = DBT_RUNS_DIR / context.run_id  # dbt's artifacts and log of this run, removed when it succeeds
-        # The Dagster pool only orders steps of one instance: the file lock makes a second backfill
-        # (another process, another instance) wait here instead of failing on DuckDB's own lock.
-        with warehouse.lock("dbt build", run_id=context.run_id, log=context.log):
-            context.log.info(f"dbt build over [{variables['min_date']}, {variables['max_date']})")
-            # Failed dbt tests are reported as failed (blocking) asset checks, not as a crash of the
-            # step, so the contract checks still run and name the rows; a model that fails to build does fail it.
-            invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
-                                 target_path=target)
-            succeeded = False
-            try:
-                yield from invocation.stream()
-                run_results = invocation.target_path / "run_results.json"
-                if not run_results.exists():  # dbt stopped before running anything: say why, in its words
-                    raise dg.Failure(description=f"dbt build failed: {dbt_errors(invocation)}",
-                                     metadata={"dbt_log": str(invocation.target_path / "dbt.log")})
-                failed = [r for r in json.loads(run_results.read_text()).get("results", [])
-                          if r.get("unique_id", "").startswith("model.") and r.get("status") == "error"]
-                if failed:
-                    raise dg.Failure(
-                        description="dbt could not build " + "; ".join(
-                            f"{r['unique_id'].split('.')[-1]}: {(r.get('message') or '').strip()[:500]}" for r in failed),
-                        metadata={r["unique_id"].split(".")[-1]: (r.get("message") or "")[:1000] for r in failed})
-                succeeded = True
-            finally:
-                tidy_target(invocation.target_path, succeeded)
+def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, variables: dict[str, str],
+               warehouse: WarehouseResource):
+    target = DBT_RUNS_DIR / f"{context.run_id}-{context.op_def.name}"  # this step's artifacts and log, removed when it succeeds
+    # The Dagster pool only orders steps of one instance: the file lock makes a second backfill
+    # (another process, another instance) wait here instead of failing on DuckDB's own lock.
+    with warehouse.lock("dbt build", run_id=context.run_id, log=context.log):
+        span = f"[{variables['min_date']}, {variables['max_date']})" if "min_date" in variables else "every hour"
+        context.log.info(f"dbt build over {span}")
+        # Failed dbt tests are reported as failed (blocking) asset checks, not as a crash of the
+        # step, so the contract checks still run and name the rows; a model that fails to build does fail it.
+        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
+                             target_path=target)
+        succeeded = False
+        try:
+            yield from invocation.stream()
+            run_results = invocation.target_path / "run_results.json"
+            if not run_results.exists():  # dbt stopped before running anything: say why, in its words
+                raise dg.Failure(description=f"dbt build failed: {dbt_errors(invocation)}",
+                                 metadata={"dbt_log": str(invocation.target_path / "dbt.log")})
+            failed = [r for r in json.loads(run_results.read_text()).get("results", [])
+                      if r.get("unique_id", "").startswith("model.") and r.get("status") == "error"]
+            if failed:
+                raise dg.Failure(
+                    description="dbt could not build " + "; ".join(
+                        f"{r['unique_id'].split('.')[-1]}: {(r.get('message') or '').strip()[:500]}" for r in failed),
+                    metadata={r["unique_id"].split(".")[-1]: (r.get("message") or "")[:1000] for r in failed})
+            succeeded = True
+        finally:
+            tidy_target(invocation.target_path, succeeded)
 
-    return warehouse_dbt
+
+def build_dbt_assets(marts: dict[str, MartContract],
+                     partitions: dict[str, dg.PartitionsDefinition]) -> list[dg.AssetsDefinition]:
+    """One `@dbt_assets` per partitioning of `partitions` (partitioning -> definition) that a mart
+    contract declares, and one for every other model (staging views and whole-table marts)."""
+    manifest = ensure_manifest()
+    translator = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    partitioned = {p: sorted(n for n, m in marts.items() if m.partitioning == p) for p in partitions}
+    partitioned = {p: names for p, names in partitioned.items() if names}
+    groups = [(f"{DBT_ASSETS_NAME}_{p}", partitions[p], " ".join(names), "") for p, names in partitioned.items()]
+    groups.append((DBT_ASSETS_NAME, None, "fqn:*", " ".join(n for names in partitioned.values() for n in names)))
+    out = []
+    for name, partitions_def, select, exclude in groups:
+        @dbt_assets(
+            manifest=manifest, project=DBT_PROJECT, name=name, select=select, exclude=exclude or None,
+            partitions_def=partitions_def,
+            backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
+            dagster_dbt_translator=translator, pool=WAREHOUSE_POOL,
+        )
+        def warehouse_dbt(context: AssetExecutionContext, dbt: DbtCliResource, lake: StorageResource,
+                          warehouse: WarehouseResource):
+            warehouse.prepare()
+            # A partitioned step: its partitions; a whole-table step: the window of the run it is
+            # in (the hours that changed; a fold per key keeps each row exact), else every hour.
+            window = context.partition_time_window if context.assets_def.partitions_def else run_window(context.run.tags)
+            yield from _dbt_build(context, dbt, dbt_vars(window, lake, warehouse), warehouse)
+
+        out.append(warehouse_dbt)
+    return out

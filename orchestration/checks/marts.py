@@ -2,26 +2,16 @@
 checks on the rows of the run's partition window (the whole mart when the run has none)."""
 
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 from dagster import AssetCheckExecutionContext
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.contracts import MartContract
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
-from orchestration.settings import parse_hour
+from orchestration.partitions import run_window
 
 CONTRACT_CHECK = "contract"
-
-
-def run_window(tags: dict[str, str]) -> tuple[datetime, datetime] | None:
-    """[start, end) of the event hours a run covers, from its partition tags."""
-    first = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get("dagster/partition")
-    last = tags.get(ASSET_PARTITION_RANGE_END_TAG) or tags.get("dagster/partition")
-    if not first or not last:
-        return None
-    return parse_hour(first), parse_hour(last) + timedelta(hours=1)
 
 
 def window_query(mart: MartContract, window: tuple[datetime, datetime] | None) -> str:
@@ -38,8 +28,8 @@ def window_query(mart: MartContract, window: tuple[datetime, datetime] | None) -
 
 def build_mart_checks(marts: dict[str, MartContract]) -> dg.AssetChecksDefinition:
     specs = [dg.AssetCheckSpec(CONTRACT_CHECK, asset=dg.AssetKey(name), blocking=True,
-                               description=f"The rows of the window keep every rule of data_contracts/marts/{name}.yaml "
-                                           "(Great Expectations).")
+                               description=("The rows of the run's partitions keep" if marts[name].partitioning != "none" else "Every row keeps")
+                               + f" every rule of data_contracts/marts/{name}.yaml (Great Expectations).")
              for name in sorted(marts)]
 
     @dg.multi_asset_check(specs=specs, name="mart_contracts", can_subset=True, pool=WAREHOUSE_POOL)
@@ -55,12 +45,14 @@ def build_mart_checks(marts: dict[str, MartContract]) -> dg.AssetChecksDefinitio
                     yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=False,
                                               description=f"{mart.relation} does not exist in {warehouse.path}")
                     continue
-                result = validate_mart(mart, con.sql(window_query(mart, window)).df())
+                # A partitioned mart: the rows of the run's window; a whole-table mart: all of it.
+                checked = window if mart.partitioning != "none" else None
+                result = validate_mart(mart, con.sql(window_query(mart, checked)).df())
                 yield dg.AssetCheckResult(
                     asset_key=key.asset_key, check_name=key.name, passed=result.passed,
                     description=result.message[:2000],
                     metadata={"rows_checked": result.rows_checked, "rules_broken": len(result.failures),
-                              "window": "whole mart" if window is None else f"[{window[0]:%Y-%m-%dT%H}, {window[1]:%Y-%m-%dT%H})"},
+                              "window": "whole mart" if checked is None else f"[{checked[0]:%Y-%m-%dT%H}, {checked[1]:%Y-%m-%dT%H})"},
                 )
 
     return mart_contracts
