@@ -4,7 +4,7 @@ BOOT := .venv-boot
 UV := $(BOOT)/bin/uv
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev docs sql bench clean
+.PHONY: install datacontract demo test contracts-test dev docs sql bench clean
 
 $(UV):
 	python3 -m venv $(BOOT)
@@ -14,11 +14,25 @@ install: $(UV)  ## the pinned environment, from uv.lock
 	$(UV) sync --frozen --quiet
 	@mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n' > $(DAGSTER_HOME)/dagster.yaml
 
+# datacontract-cli in its own environment (its dependencies clash with ours), pinned by its own uv.lock.
+DATACONTRACT_DIR := data_contracts/datacontract-cli
+DATACONTRACT_ENV := .venv-datacontract
+DATACONTRACT := $(DATACONTRACT_ENV)/bin/datacontract
+
+$(DATACONTRACT): $(DATACONTRACT_DIR)/pyproject.toml $(DATACONTRACT_DIR)/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(DATACONTRACT_ENV) $(UV) sync --frozen --quiet --project $(DATACONTRACT_DIR)
+	@touch $@
+
+datacontract: $(DATACONTRACT)  ## datacontract-cli (the ODCS tool) in .venv-datacontract, from data_contracts/datacontract-cli/uv.lock
+
 demo: install  ## a day of sample exports into data/landing, backfilled into data/lake
 	$(UV) run python -m orchestration demo
 
-test: install  ## the whole suite (dbt, Dagster and an S3 API server on loopback, for real)
+test: install datacontract  ## the whole suite (dbt, Dagster and an S3 API server on loopback, for real)
 	env -u DAGSTER_HOME $(UV) run pytest
+
+contracts-test: install datacontract  ## after `make demo`: datacontract lint every contract, test the marts and the lake against them
+	$(UV) run python -m orchestration contracts --datacontract
 
 dev: install  ## the Dagster UI on http://127.0.0.1:3000
 	$(UV) run dagster dev -w workspace.yaml

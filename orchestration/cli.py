@@ -50,7 +50,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts(args: argparse.Namespace) -> int:
-    from orchestration.contracts import CONTRACTS_DIR, ContractError, mart_contract, source_contract
+    from orchestration.contracts import CONTRACTS_DIR, ContractError, load_contract, mart_contract, source_contract
     from orchestration.dbt_yaml import stale_files, write_dbt_yaml
 
     failed = 0
@@ -59,6 +59,10 @@ def cmd_contracts(args: argparse.Namespace) -> int:
             if path.parent.name == "sources":
                 c = source_contract(path, strict=True)
                 print(f"ok    {path.relative_to(CONTRACTS_DIR)}  ({len(c.fields)} fields, id: {c.id_field or 'fingerprint'})")
+            elif path.parent.name == "lake":  # generated from sources/: the stale check below compares them
+                doc = load_contract(path, strict=True)
+                print(f"ok    {path.relative_to(CONTRACTS_DIR)}  ({len(doc.schema_[0].properties or [])} columns, "
+                      f"the events layer, generated)")
             else:
                 m = mart_contract(path, strict=True)
                 print(f"ok    {path.relative_to(CONTRACTS_DIR)}  ({len(m.columns)} columns, key: {', '.join(m.primary_key)})")
@@ -74,7 +78,35 @@ def cmd_contracts(args: argparse.Namespace) -> int:
         print("FAIL  the dbt schema files are out of date with the contracts: "
               "python -m orchestration contracts --write-dbt")
         return 1
+    if args.datacontract:
+        return _datacontract(Settings.from_env())
     return 0
+
+
+def _datacontract(settings: Settings) -> int:
+    """datacontract-cli (its own environment) on every contract: lint, then test against the data."""
+    from orchestration.contracts import CONTRACTS_DIR
+    from orchestration.datacontract_cli import ToolMissing, datacontract_lint, datacontract_test, testable_contracts
+
+    failed = 0
+    try:
+        outcomes = [datacontract_lint(p) for p in sorted(CONTRACTS_DIR.rglob("*.yaml"))]
+        outcomes += [datacontract_test(p, settings) for p in testable_contracts()]
+    except ToolMissing as exc:
+        print(f"FAIL  {exc}")
+        return 2
+    for o in outcomes:
+        name = f"{o.command:<5} {o.path.relative_to(CONTRACTS_DIR)}"
+        if o.skipped:
+            failed += 1
+            print(f"FAIL  {name}: {o.skipped}")
+        elif o.ok:
+            said = [line.strip() for line in o.output.splitlines() if "Data contract " in line]
+            print(f"ok    {name}  ({said[-1] if said else 'no summary'})")
+        else:
+            failed += 1
+            print(f"FAIL  {name}\n{o.output}")
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -165,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
 
     c = sub.add_parser("contracts", help="validate every data contract against the ODCS v3 JSON schema")
     c.add_argument("--write-dbt", action="store_true",
-                   help="regenerate dbt_project's schema YAML (sources, mart contracts and tests) from the contracts")
+                   help="regenerate dbt_project's schema YAML (sources, mart contracts and tests) and the events "
+                        "layer's contracts (data_contracts/lake/) from the contracts")
+    c.add_argument("--datacontract", action="store_true",
+                   help="then run datacontract-cli (.venv-datacontract): lint every contract, test the marts against "
+                        "the DuckDB file and the events layer against the lake (`make contracts-test`)")
     c.set_defaults(func=cmd_contracts)
 
     t = sub.add_parser("dbt", help="run dbt on the configured lake and DuckDB file, e.g. `dbt docs generate`")

@@ -18,6 +18,14 @@ from open_data_contract_standard.model import OpenDataContractStandard, SchemaPr
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "data_contracts"
 LEADING_COLUMNS = ("event_id", "event_ts", "event_name", "arrival_hour", "source_file", "source_line")
+LEADING_DESCRIPTIONS = {
+    "event_id": "The event's id: the vendor's id field, or a fingerprint of the record. Unique per event hour after dedupe.",
+    "event_ts": "When the event happened (UTC); it decides the event hour.",
+    "event_name": "The event's name.",
+    "arrival_hour": "The hour the export file carrying the kept copy arrived (UTC).",
+    "source_file": "The landing key of the export file the kept copy came from.",
+    "source_line": "The line (or row) of that file.",
+}
 
 LAKE_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
               "timestamp": "TIMESTAMP", "date": "DATE", "object": "JSON", "array": "VARCHAR[]"}
@@ -69,6 +77,7 @@ class Field:
     max_length: int | None = None
     description: str | None = None
     classification: str | None = None
+    examples: tuple | None = None
 
     @property
     def lake_type(self) -> str:
@@ -236,6 +245,7 @@ def _leaves(props: list[SchemaProperty], prefix: str = "") -> list[Field]:
             enum=tuple(e.value for e in p.enum) if p.enum else None,
             pattern=opts.get("pattern"), min_length=opts.get("minLength"), max_length=opts.get("maxLength"),
             description=p.description, classification=p.classification,
+            examples=tuple(p.examples) if p.examples else None,
         ))
     return out
 
@@ -331,6 +341,18 @@ class MartContract:
 MART_PARTITIONINGS = ("event_hour", "day", "none")  # hourly facts, daily facts, whole tables (dimensions)
 
 
+def warehouse_schema(doc: OpenDataContractStandard, path: Path) -> str:
+    """The schema of the DuckDB file a mart lives in: its contract's `duckdb` server entry (where
+    `datacontract test` finds it too), the one place it is named; physicalName is the bare table."""
+    servers = [s for s in doc.servers or [] if s.type == "duckdb"]
+    if len(servers) != 1 or not servers[0].schema_:
+        raise ContractError(f"{path}: a mart contract needs one `servers` entry of type duckdb naming its `schema`")
+    table = doc.schema_[0].physicalName or doc.name
+    if "." in table:
+        raise ContractError(f"{path}: physicalName {table!r} is the bare table name; the schema is the server's")
+    return servers[0].schema_
+
+
 def mart_contract(path: Path, strict: bool = False) -> MartContract:
     doc = load_contract(path, strict)
     if not doc.schema_ or len(doc.schema_) != 1:
@@ -368,7 +390,7 @@ def mart_contract(path: Path, strict: bool = False) -> MartContract:
     partitioning = _custom(doc).get("partitioning", "event_hour")
     if partitioning not in MART_PARTITIONINGS:
         raise ContractError(f"{path}: customProperties.partitioning must be one of {MART_PARTITIONINGS}, got {partitioning!r}")
-    return MartContract(name=doc.name, relation=table.physicalName or f"marts.{doc.name}",
+    return MartContract(name=doc.name, relation=f"{warehouse_schema(doc, path)}.{table.physicalName or doc.name}",
                         description=" ".join(desc.split()), columns=tuple(columns), rules=tuple(rules),
                         path=Path(path), window_column=_custom(doc).get("windowColumn"),
                         owners=owners(doc), latency=latency(doc), partitioning=partitioning)

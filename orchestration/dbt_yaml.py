@@ -1,5 +1,6 @@
 """The dbt project's schema YAML, written from the data contracts (one source of truth):
-sources from the source contracts, mart model contracts and tests from the mart contracts.
+sources from the source contracts, mart model contracts and tests from the mart contracts; and,
+with them, the events layer's contracts (data_contracts/lake/, from the source contracts).
 
 `python -m orchestration contracts --write-dbt` regenerates the files; a test fails when they
 are out of date with the contracts.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestration.contracts import CONTRACTS_DIR, MartColumn, MartContract, SourceContract
+from orchestration.contracts import CONTRACTS_DIR, LEADING_DESCRIPTIONS, MartColumn, MartContract, SourceContract
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 # The dbt of this environment (dagster-dbt would look on PATH).
@@ -20,15 +21,6 @@ DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executab
 SOURCES_YML = DBT_PROJECT_DIR / "models" / "staging" / "_sources.yml"
 MARTS_YML = DBT_PROJECT_DIR / "models" / "marts" / "_marts.yml"
 HEADER = "# Generated from data_contracts/ by `python -m orchestration contracts --write-dbt`: do not edit.\n"
-
-LEADING_DESCRIPTIONS = {
-    "event_id": "The event's id: the vendor's id field, or a fingerprint of the record. Unique per event hour after dedupe.",
-    "event_ts": "When the event happened (UTC); it decides the event hour.",
-    "event_name": "The event's name.",
-    "arrival_hour": "The hour the export file carrying the kept copy arrived (UTC).",
-    "source_file": "The landing key of the export file the kept copy came from.",
-    "source_line": "The line (or row) of that file.",
-}
 
 
 def _relative(path: Path) -> str:
@@ -103,20 +95,38 @@ def marts_yaml(marts: dict[str, MartContract]) -> str:
 
 
 def expected_files() -> dict[Path, str]:
+    """Every file generated from the contracts: dbt's YAML, and the events layer's contracts
+    (data_contracts/lake/, see orchestration/lake_contracts.py)."""
     from orchestration.contracts import load_mart_contracts, load_source_contracts
+    from orchestration.lake_contracts import expected_lake_contracts
 
-    return {SOURCES_YML: sources_yaml(load_source_contracts()), MARTS_YML: marts_yaml(load_mart_contracts())}
+    sources = load_source_contracts()
+    return {SOURCES_YML: sources_yaml(sources), MARTS_YML: marts_yaml(load_mart_contracts()),
+            **expected_lake_contracts(sources)}
+
+
+def _orphans(expected: dict[Path, str]) -> list[Path]:
+    """Generated lake contracts whose source contract is gone."""
+    from orchestration.lake_contracts import LAKE_CONTRACTS_DIR
+
+    return sorted(p for p in LAKE_CONTRACTS_DIR.glob("*.yaml") if p not in expected)
 
 
 def stale_files() -> list[Path]:
-    return [p for p, text in expected_files().items() if not p.exists() or p.read_text() != text]
+    expected = expected_files()
+    return [p for p, text in expected.items() if not p.exists() or p.read_text() != text] + _orphans(expected)
 
 
 def write_dbt_yaml() -> list[Path]:
-    """Write the generated files; returns those that changed."""
+    """Write the generated files (and remove orphaned ones); returns those that changed."""
     changed = []
-    for path, text in expected_files().items():
+    expected = expected_files()
+    for path, text in expected.items():
         if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             changed.append(path)
+    for path in _orphans(expected):
+        path.unlink()
+        changed.append(path)
     return changed
