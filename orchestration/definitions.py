@@ -12,6 +12,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.assets.ingestion import build_ingestion_assets
 from orchestration.assets.marts import build_dbt_assets
+from orchestration.checks.freshness import build_freshness_checks, build_freshness_sensor
 from orchestration.checks.marts import build_mart_checks
 from orchestration.contracts import load_mart_contracts, load_source_contracts
 from orchestration.partitions import arrival_hour_partitions, event_hour_partitions
@@ -27,10 +28,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     contracts = load_source_contracts()
     assets = [a for c in contracts.values() for a in build_ingestion_assets(c, arrival, event, settings)]
     dbt = build_dbt_assets(event)
+    marts = load_mart_contracts()
+    freshness = build_freshness_checks(contracts, marts, [*assets, dbt], settings.start)  # the contracts' SLA
     return dg.Definitions(
         assets=[*assets, dbt],
-        asset_checks=[build_mart_checks(load_mart_contracts())],
-        sensors=build_sensors(contracts, settings, mart_keys=sorted(dbt.keys, key=str)),
+        asset_checks=[build_mart_checks(marts), *freshness],
+        sensors=[*build_sensors(contracts, settings, mart_keys=sorted(dbt.keys, key=str)), build_freshness_sensor(freshness)],
         schedules=build_schedules(contracts, settings),
         resources=build_resources(settings),
     )

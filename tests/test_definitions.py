@@ -57,9 +57,17 @@ def test_checks_ledgers_dbt_tests_and_blocking_contracts():
     assert ("fct_sessions", "unique_fct_sessions_session_key") in checks  # a dbt test, loaded as a check
     contract = next(c for c in graph.asset_check_keys if c.name == "contract")
     assert graph.get_check_spec(contract).blocking
+    # every events layer and mart has a freshness check from its contract's SLA; it never blocks
+    freshness = {c for c in graph.asset_check_keys if c.name == "freshness"}
+    assert {c.asset_key.to_user_string() for c in freshness} == {f"{s}_events" for s in SOURCES} | MARTS
+    assert not any(graph.get_check_spec(c).blocking for c in freshness)
 
 
 def test_automation():
     defs = build_definitions(Settings.from_env({"WAREHOUSE_START": "2026-01-01T00"}))
-    assert {s.name for s in defs.sensors} == {"landing_files_sensor", "late_events_sensor", "marts_sensor"}
+    assert {s.name for s in defs.sensors} == {"landing_files_sensor", "late_events_sensor", "marts_sensor",
+                                              "freshness_checks_sensor"}
+    # freshness checks are evaluated without a person, and the sensor only ever evaluates checks
+    freshness = next(s for s in defs.sensors if s.name == "freshness_checks_sensor")
+    assert freshness.default_status == dg.DefaultSensorStatus.RUNNING
     assert {s.name for s in defs.schedules} == {"hourly_landing"}

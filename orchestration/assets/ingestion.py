@@ -8,6 +8,7 @@ from datetime import timedelta
 import dagster as dg
 
 from orchestration.contracts import SourceContract
+from orchestration.dbt_yaml import LEADING_DESCRIPTIONS
 from orchestration.lake.events import EventsLedger, build_event_hours
 from orchestration.lake.landed import DEDUPE_WINDOW, LandedLedger, LandingInterrupted, LandingRules, land_hours
 from orchestration.partitions import hours_between
@@ -100,13 +101,34 @@ def _ledger_check(asset_key: dg.AssetKey, ledgers, describe) -> dg.AssetCheckRes
     )
 
 
+NOT_NULL_LEADING = {"event_id", "event_ts", "arrival_hour", "source_file", "source_line"}
+
+
+def column_schema(contract: SourceContract) -> dg.TableSchema:
+    """The columns of a landed or events row, typed and described as in the source contract
+    (shown on the asset's Columns tab in the Dagster UI, like the dbt marts')."""
+    fields = {f.column: f for f in contract.fields}
+    columns = []
+    for name, typ in contract.lake_schema().items():
+        field = fields.get(name)
+        text = LEADING_DESCRIPTIONS.get(name) or (field.description if field else None) or ""
+        if field is not None and name not in LEADING_DESCRIPTIONS and field.path != name:
+            text = f"{text} (vendor field `{field.path}`)".strip()
+        required = name in NOT_NULL_LEADING or (field is not None and field.required)
+        columns.append(dg.TableColumn(name=name, type=typ.lower(), description=" ".join(text.split()) or None,
+                                      constraints=dg.TableColumnConstraints(nullable=not required)))
+    return dg.TableSchema(columns=columns)
+
+
 def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.PartitionsDefinition,
                            event_partitions: dg.PartitionsDefinition, settings: Settings) -> list[dg.AssetsDefinition]:
     source = contract.name
     rules = landing_rules(settings)
     landed_asset_key, events_asset_key = landed_key(source), events_key(source)
-    owners = []
-    common = dict(group_name=source, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"parquet", "duckdb"})
+    # the contract's team and owners; the columns as the contract types and describes them
+    common = dict(group_name=source, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"parquet", "duckdb"},
+                  owners=list(contract.owners))
+    schema = {"dagster/column_schema": column_schema(contract)}
 
     @dg.asset(
         key=landed_asset_key, partitions_def=arrival_partitions, **common,
@@ -116,7 +138,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
         check_specs=[dg.AssetCheckSpec(LEDGER_CHECK, asset=landed_asset_key, blocking=True,
                                        description="rows read = rows landed + rows quarantined, and the files hold them")],
         metadata={"contract": f"data_contracts/sources/{source}.yaml",
-                  "layout": dg.MetadataValue.json([l.pattern for l in contract.layouts])},
+                  "layout": dg.MetadataValue.json([l.pattern for l in contract.layouts]), **schema},
     )
     def landed(context: dg.AssetExecutionContext, landing: StorageResource, lake: StorageResource):
         start, end = context.partition_time_window
@@ -161,7 +183,9 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
             start_offset=-WINDOW_HOURS, end_offset=WINDOW_HOURS, allow_nonexistent_upstream_partitions=True))],
         check_specs=[dg.AssetCheckSpec(LEDGER_CHECK, asset=events_asset_key, blocking=True,
                                        description="rows in = rows kept + duplicates dropped, and the files hold them")],
-        metadata={"dedupe_key": contract.id_field or "fingerprint of the record", "dedupe_window_hours": WINDOW_HOURS},
+        metadata={"contract": f"data_contracts/sources/{source}.yaml",
+                  "dedupe_key": contract.id_field or "fingerprint of the record", "dedupe_window_hours": WINDOW_HOURS,
+                  **schema},
     )
     def events(context: dg.AssetExecutionContext, lake: StorageResource):
         start, end = context.partition_time_window
