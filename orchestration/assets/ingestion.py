@@ -7,8 +7,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from orchestration.contracts import SourceContract
-from orchestration.dbt_yaml import LEADING_DESCRIPTIONS
+from orchestration.contracts import LEADING_DESCRIPTIONS, SourceContract
 from orchestration.lake.events import EventsLedger, build_event_hours
 from orchestration.lake.landed import DEDUPE_WINDOW, LandedLedger, LandingInterrupted, LandingRules, land_hours
 from orchestration.partitions import hours_between
