@@ -15,7 +15,8 @@ from orchestration.assets.marts import build_dbt_assets
 from orchestration.checks.freshness import build_freshness_checks, build_freshness_sensor
 from orchestration.checks.marts import build_mart_checks
 from orchestration.contracts import load_mart_contracts, load_source_contracts
-from orchestration.partitions import arrival_hour_partitions, event_hour_partitions
+from orchestration.jobs import build_jobs
+from orchestration.partitions import arrival_hour_partitions, day_partitions, event_hour_partitions
 from orchestration.resources import build_resources
 from orchestration.schedules import build_schedules
 from orchestration.sensors import build_sensors
@@ -25,16 +26,17 @@ from orchestration.settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     arrival, event = arrival_hour_partitions(settings), event_hour_partitions(settings)
-    contracts = load_source_contracts()
+    contracts, marts = load_source_contracts(), load_mart_contracts()
     assets = [a for c in contracts.values() for a in build_ingestion_assets(c, arrival, event, settings)]
-    dbt = build_dbt_assets(event)
-    marts = load_mart_contracts()
-    freshness = build_freshness_checks(contracts, marts, [*assets, dbt], settings.start)  # the contracts' SLA
+    dbt = build_dbt_assets(marts, {"event_hour": event, "day": day_partitions(settings)})
+    freshness = build_freshness_checks(contracts, marts, [*assets, *dbt], settings.start)  # the contracts' SLA
+    jobs = {j.name: j for j in build_jobs(list(contracts), dbt)}
     return dg.Definitions(
-        assets=[*assets, dbt],
+        assets=[*assets, *dbt],
+        jobs=list(jobs.values()),
         asset_checks=[build_mart_checks(marts), *freshness],
-        sensors=[*build_sensors(contracts, settings, mart_keys=sorted(dbt.keys, key=str)), build_freshness_sensor(freshness)],
-        schedules=build_schedules(contracts, settings),
+        sensors=[*build_sensors(contracts, settings, jobs, dbt_assets=dbt), build_freshness_sensor(freshness)],
+        schedules=build_schedules(contracts, settings, jobs),
         resources=build_resources(settings),
     )
 

@@ -4,17 +4,19 @@
 from datetime import timedelta
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from orchestration.assets.ingestion import landed_key
+from orchestration.jobs import LAND_JOB
 from orchestration.contracts import SourceContract
 from orchestration.settings import Settings, format_hour
 from orchestration.partitions import range_tags
 
 
-def build_schedules(contracts: dict[str, SourceContract], settings: Settings) -> list[dg.ScheduleDefinition]:
+def build_schedules(contracts: dict[str, SourceContract], settings: Settings,
+                    jobs: dict[str, UnresolvedAssetJobDefinition]) -> list[dg.ScheduleDefinition]:
     @dg.schedule(
         name="hourly_landing", cron_schedule="5 * * * *", execution_timezone="UTC",
-        target=[landed_key(s) for s in contracts], default_status=dg.DefaultScheduleStatus.STOPPED,
+        job=jobs[LAND_JOB], default_status=dg.DefaultScheduleStatus.STOPPED,
         description="At five past each hour, lands the hour that ended and the one before, as one run "
                     "(the late_events_sensor then rebuilds the event hours they affect).",
     )

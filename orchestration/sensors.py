@@ -4,13 +4,14 @@ they affect (late events included) — automation, not a person."""
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from orchestration.assets.ingestion import events_key, landed_key
 from orchestration.contracts import SourceContract
+from orchestration.jobs import EVENTS_JOB, LAND_JOB, mart_runs
 from orchestration.lake import paths
 from orchestration.partitions import HOUR, range_tags
 from orchestration.resources import StorageResource
@@ -30,63 +31,13 @@ def not_yet_reflected(instance: dg.DagsterInstance, downstream: dg.AssetKey, pen
     return {hour for hour, asked in pending.items() if done.get(hour, 0) < asked}
 
 
-@dataclass(frozen=True)
-class MartRun:
-    """Marts built together by one run: their partitions (None: whole tables only), the lake
-    sources upstream of them, the asset whose partitions say what was built, and the whole-table
-    models that must exist before them (built by another run)."""
-
-    name: str
-    keys: tuple[dg.AssetKey, ...]
-    partitions_def: dg.PartitionsDefinition | None
-    sources: tuple[str, ...]
-    witness: dg.AssetKey
-    needs: tuple[dg.AssetKey, ...] = ()
-
-
-def mart_runs(dbt_assets: list[dg.AssetsDefinition], sources: list[str]) -> list[MartRun]:
-    """The runs that rebuild the marts after event hours change: the whole-table models with the
-    event-hour marts (one run, the same window), then one run per other partitioning (days)."""
-    deps = {k: set(ds) for a in dbt_assets for k, ds in a.asset_deps.items()}
-    events = {events_key(s): s for s in sources}
-
-    def upstream(key: dg.AssetKey, seen: set) -> set[str]:
-        found = set()
-        for dep in deps.get(key, ()):
-            if dep in events:
-                found.add(events[dep])
-            elif dep not in seen:
-                seen.add(dep)
-                found |= upstream(dep, seen)
-        return found
-
-    whole = [a for a in dbt_assets if a.partitions_def is None]
-    whole_keys = {k for a in whole for k in a.keys}
-    hourly = [a for a in dbt_assets if isinstance(a.partitions_def, dg.HourlyPartitionsDefinition)]
-    others = [a for a in dbt_assets if a.partitions_def is not None and a not in hourly]
-    groups = [("marts", whole + hourly, hourly[0].partitions_def if hourly else None)]
-    groups += [(a.op.name, [a], a.partitions_def) for a in others]
-    out = []
-    for name, defs, partitions_def in groups:
-        keys = sorted((k for a in defs for k in a.keys), key=str)
-        if not keys:
-            continue
-        own = sorted((k for a in defs if a.partitions_def is partitions_def for k in a.keys), key=str)
-        reach = {k: upstream(k, set()) for k in own}
-        witness = max(own, key=lambda k: (len(reach[k]), str(k)))  # built from the most sources
-        needs = sorted({d for k in keys for d in deps.get(k, ()) if d in whole_keys} - set(keys), key=str)
-        out.append(MartRun(name=name, keys=tuple(keys), partitions_def=partitions_def,
-                           sources=tuple(sorted(set().union(*reach.values()))), witness=witness, needs=tuple(needs)))
-    return out
-
-
-def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
+def build_sensors(contracts: dict[str, SourceContract], settings: Settings, jobs: dict[str, UnresolvedAssetJobDefinition],
                   dbt_assets: list[dg.AssetsDefinition] | None = None) -> list[dg.SensorDefinition]:
-    """`dbt_assets`: what the marts sensor rebuilds after event hours change."""
-    landed_keys = [landed_key(s) for s in contracts]
+    """`jobs`: the code location's jobs (jobs.build_jobs), by name; `dbt_assets`: what the marts
+    sensor rebuilds after event hours change."""
 
     @dg.sensor(
-        name="landing_files_sensor", minimum_interval_seconds=60, target=landed_keys,
+        name="landing_files_sensor", minimum_interval_seconds=60, job=jobs[LAND_JOB],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Lands an arrival hour when its landing files change: a new file, or one rewritten (size, time or ETag) (recent hours only).",
     )
@@ -115,7 +66,7 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
 
     @dg.sensor(
         name="late_events_sensor", minimum_interval_seconds=30,
-        target=[events_key(s) for s in contracts], default_status=dg.DefaultSensorStatus.RUNNING,
+        job=jobs[EVENTS_JOB], default_status=dg.DefaultSensorStatus.RUNNING,
         description="After landed rows change, re-materialises every event hour they affect, in one run per source.",
     )
     def late_events_sensor(context: dg.SensorEvaluationContext):
@@ -143,10 +94,9 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
         return requests
 
     runs = mart_runs(dbt_assets or [], list(contracts))
-    all_mart_keys = sorted({k for r in runs for k in r.keys}, key=str)
 
     @dg.sensor(
-        name="marts_sensor", minimum_interval_seconds=60, target=all_mart_keys or None,
+        name="marts_sensor", minimum_interval_seconds=60, jobs=[jobs[r.name] for r in runs],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="After event hours change, rebuilds the dbt marts over them: the event-hour marts and the "
                     "whole-table models in one run, each daily mart over the days of those hours in another.",
@@ -174,7 +124,7 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings,
             if keys:
                 first, last = min(keys), max(keys)
                 newest = max(cursor.get(f"{run.name}|{s}") or 0 for s in run.sources)
-                requests.append(dg.RunRequest(run_key=f"{run.name}|{first}|{last}|{newest}",
+                requests.append(dg.RunRequest(run_key=f"{run.name}|{first}|{last}|{newest}", job_name=run.name,
                                               asset_selection=list(run.keys), tags=range_tags(first, last)))
         context.update_cursor(json.dumps(cursor))
         return requests

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from orchestration.definitions import build_definitions
 from orchestration.partitions import range_tags
@@ -146,6 +147,15 @@ def test_sensors_after_a_backfill_request_nothing(tmp_path, monkeypatch):
     instance = dg.DagsterInstance.get()
     assert not tick(defs, instance, "late_events_sensor").run_requests
     assert not tick(defs, instance, "marts_sensor").run_requests
+    # the backfill's runs are the code location's own: its jobs, its origin (the UI re-executes them)
+    runs = sorted(instance.get_runs(), key=lambda r: r.run_id)
+    assert {r.job_name for r in runs} == {"land_arrival_hours", "build_event_hours", "build_marts", "build_marts_by_day"}
+    workspace = yaml.safe_load((Path(__file__).parent.parent / "workspace.yaml").read_text())
+    location = workspace["load_from"][0]["python_module"]
+    for run in runs:
+        assert defs.resolve_job_def(run.job_name).name == run.job_name
+        assert run.remote_job_origin.location_name == location.get("location_name", location["module_name"])
+        assert run.remote_job_origin.repository_origin.repository_name == "__repository__"
     # a late file after it is new work again
     omny_file(Path(settings.landing), hour + timedelta(hours=1), "b", [("b1", hour - timedelta(hours=5))])
     dg.materialize(list(defs.assets), selection=[dg.AssetKey("omny_landed")], instance=instance,
