@@ -2,7 +2,6 @@
 they affect (late events included) — automation, not a person."""
 
 
-import hashlib
 import json
 from datetime import datetime, timezone
 
@@ -54,8 +53,7 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings, jobs
                     continue
                 label = f"{source}|{format_hour(hour)}"
                 # A file rewritten under the same name changes its size, time or ETag: land it again.
-                listing = sorted(f"{info.key}\t{info.version}" for info, _ in found.files)
-                digest = hashlib.sha1("\n".join(listing).encode()).hexdigest()
+                digest = found.digest()
                 new_seen[label] = digest
                 if seen.get(label) != digest:
                     requests.append(dg.RunRequest(

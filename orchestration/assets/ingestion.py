@@ -2,6 +2,8 @@
 `<source>_events` (event-hour partitions). Both run a whole partition range as one run."""
 
 
+import hashlib
+import json
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -70,7 +72,7 @@ def landed_metadata(ledgers: list[LandedLedger], affected: list[str]) -> dict:
         "event_hours_affected": dg.MetadataValue.json(affected),
         "ledger": dg.MetadataValue.json([
             {k: (format_hour(v) if k == "arrival_hour" else v) for k, v in asdict(l).items()
-             if k not in ("source",)} for l in ledgers]),
+             if k not in ("source", "inputs")} for l in ledgers]),
     }
 
 
@@ -88,6 +90,16 @@ def events_metadata(ledgers: list[EventsLedger]) -> dict:
              "duplicates_dropped": l.duplicates_dropped, "written_rows": l.written_rows}
             for l in ledgers if l.rows_in or l.arrival_hours]),
     }
+
+
+def landed_version(contract: SourceContract, rules: LandingRules, ledgers: list[LandedLedger]) -> dg.DataVersion:
+    """The landed hours' data version: their landing files (names, sizes, times or ETags) and the
+    rules that landed them. Landing the same files again gives the same version, so the event
+    hours that depend on them do not show as Unsynced. (Dagster gives a run's partitions one
+    version: a range landed again as a whole, or a single hour, keeps its version.)"""
+    code = json.dumps([contract.document.model_dump(mode="json", exclude_none=True), repr(rules)], sort_keys=True)
+    inputs = "\n".join(f"{format_hour(l.arrival_hour)}\t{l.inputs}" for l in ledgers)
+    return dg.DataVersion(hashlib.sha1(f"{code}\n{inputs}".encode()).hexdigest()[:24])
 
 
 def _ledger_check(asset_key: dg.AssetKey, ledgers, describe) -> dg.AssetCheckResult:
@@ -169,7 +181,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
                                 + "; ".join(f"{k} ({r})" for k, r in list(meta["reported_files"].value.items())[:5]))
         for ledger in ledgers:  # each hour's own numbers, so the UI plots the real hours
             context.add_asset_metadata(landed_metadata([ledger], affected), partition_key=format_hour(ledger.arrival_hour))
-        return dg.MaterializeResult(check_results=[_ledger_check(
+        return dg.MaterializeResult(data_version=landed_version(contract, rules, ledgers), check_results=[_ledger_check(
             landed_asset_key, ledgers,
             lambda l: f"{format_hour(l.arrival_hour)}: read {l.rows_read} != landed {l.rows_landed} + quarantined {l.rows_quarantined} "
                       f"(written {l.written_landed} + {l.written_quarantined})")])

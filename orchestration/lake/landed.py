@@ -46,6 +46,7 @@ class LandedLedger:
     beyond_window: int = 0  # more than 24 hours late: kept, and reported
     files_reported: dict[str, str] = field(default_factory=dict)  # file -> why it landed nothing
     schema_drift: dict[str, int] = field(default_factory=dict)  # field the contract does not name -> records
+    inputs: str = ""  # digest of the hour's landing files (paths.HourFiles.digest): same files, same digest
 
     @property
     def balanced(self) -> bool:
@@ -293,6 +294,7 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
             con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP)")
             for hour in arrival_hours[i : i + CHUNK_HOURS]:
                 ledger = land_hour(contract, landing, lake, hour, con, rules, found[hour], run_ids="_run_ids")
+                ledger.inputs = found[hour].digest()
                 ledgers.append(ledger)
                 on_hour(ledger)
                 affected.update(ledger.event_hours_touched)

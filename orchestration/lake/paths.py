@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -79,6 +80,12 @@ class HourFiles:
 
     files: list[tuple[FileInfo, str]] = field(default_factory=list)
     reported: dict[str, str] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """Changes when a file of the hour appears, goes, or is rewritten (size, time or ETag)."""
+        listing = sorted(f"{info.key}\t{info.version}" for info, _ in self.files)
+        listing += sorted(f"{key}\treported" for key in self.reported)
+        return hashlib.sha1("\n".join(listing).encode()).hexdigest()
 
 
 def scan_landing(contract: SourceContract, landing: Store, arrival_hours: list[datetime]) -> dict[datetime, HourFiles]:
