@@ -135,6 +135,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _as_bigint(result):
+    """DuckDB sums BIGINT counts into HUGEINT (INT128): show them as BIGINT when they fit."""
+    import duckdb
+
+    if not any(str(t) == "HUGEINT" for t in result.types):
+        return result
+    quoted = ['"' + c.replace('"', '""') + '"' for c in result.columns]
+    casts = ", ".join(f"{q}::BIGINT AS {q}" if str(t) == "HUGEINT" else q for q, t in zip(quoted, result.types))
+    try:
+        return result.project(casts).execute()
+    except (duckdb.ConversionException, duckdb.OutOfRangeException):  # beyond BIGINT: keep the exact HUGEINT
+        return result
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     """A query on the marts, read-only, printed as a table (between runs: it waits for the dbt step)."""
     import duckdb
@@ -150,7 +164,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
     with duckdb_file_lock(settings.duckdb_path, settings.duckdb_lock_timeout_seconds, "sql"):
         con = duckdb.connect(settings.duckdb_path, read_only=True)
         try:
-            con.sql(query).show(max_rows=args.max_rows, max_width=200)
+            result = con.sql(query)
+            if result is not None:
+                _as_bigint(result).show(max_rows=args.max_rows, max_width=200)
         except duckdb.Error as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

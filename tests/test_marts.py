@@ -298,3 +298,9 @@ def test_the_analyst_commands_of_the_readme_and_the_demo_run_as_written(built):
         result = subprocess.run(command, shell=True, cwd=repo, env=env, capture_output=True, text=True)
         assert result.returncode == 0, command + "\n" + result.stdout + result.stderr
         assert "│" in result.stdout or "Ledger" in result.stdout, command
+    # a sum of counts reads as a BIGINT, not as DuckDB's INT128
+    result = subprocess.run([".venv/bin/python", "-m", "orchestration", "sql",
+                             "select sum(downloads) as downloads, count(*) as n from marts.fct_download_geo_daily"],
+                            cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "int64" in result.stdout and "int128" not in result.stdout, result.stdout
