@@ -169,3 +169,15 @@ def test_lake_and_mart_contracts_name_the_types_the_files_hold(warehouse):
                                       "where table_schema = ? and table_name = ? order by ordinal_position",
                                       [schema, table]).fetchall())
             assert actual == {c.name: c.data_type for c in m.columns}, m.name
+
+
+def test_make_contracts_test_runs_as_the_readme_writes_it(warehouse):
+    """The README's `make contracts-test`, in a shell, on this warehouse."""
+    _, settings = warehouse
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update(WAREHOUSE_DUCKDB=settings.duckdb_path, WAREHOUSE_LAKE=settings.lake)
+    assert "make contracts-test" in (REPO / "README.md").read_text()
+    result = subprocess.run("make contracts-test", shell=True, cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"^ok +test +marts/fct_sessions\.yaml", result.stdout, re.M), result.stdout[-3000:]
+    assert re.search(r"^ok +test +lake/omny_events\.yaml", result.stdout, re.M), result.stdout[-3000:]
