@@ -71,3 +71,25 @@ def test_automation():
     freshness = next(s for s in defs.sensors if s.name == "freshness_checks_sensor")
     assert freshness.default_status == dg.DefaultSensorStatus.RUNNING
     assert {s.name for s in defs.schedules} == {"hourly_landing"}
+
+
+def test_every_asset_has_the_owners_of_its_contract():
+    from orchestration.contracts import load_mart_contracts, load_source_contracts
+
+    defs = build_definitions(Settings.from_env({"WAREHOUSE_START": "2026-01-01T00"}))
+    graph = defs.resolve_asset_graph()
+    sources, marts = load_source_contracts(), load_mart_contracts()
+    for key in graph.get_all_asset_keys():
+        name = key.to_user_string()
+        if name in marts:
+            expected = list(marts[name].owners)
+        elif name.startswith("stg_") and name != "stg_quarantine":  # a staging view: its source's team
+            expected = list(sources[name.removeprefix("stg_").split("__")[0]].owners)
+        else:
+            expected = None
+        owners = graph.get(key).owners
+        assert owners, name
+        if expected is not None:
+            assert owners == expected, name
+    assert graph.get(dg.AssetKey("fct_sessions")).owners[0] == "team:analytics-engineering"
+    assert graph.get(dg.AssetKey("stg_omny__downloads")).owners[0] == "team:data-platform"

@@ -66,7 +66,8 @@ class WarehouseTranslator(DagsterDbtTranslator):
         sources = load_source_contracts()
         upstream = [n.rsplit(".", 1)[-1].removesuffix("_events")
                     for n in (dbt_resource_props.get("depends_on") or {}).get("nodes", []) if n.startswith("source.")]
-        owners = [o for name in upstream if name in sources for o in sources[name].owners]
+        # A model over no one source (stg_quarantine reads every source's quarantine): all their teams.
+        owners = [o for name in (upstream or sources) if name in sources for o in sources[name].owners]
         return list(dict.fromkeys(owners)) or super().get_owners(dbt_resource_props)
 
     def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
