@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from filelock import FileLock
 
 from orchestration.assets.ingestion import events_key
 from orchestration.contracts import MartContract, load_source_contracts
@@ -43,8 +44,12 @@ def _newest_source_file() -> float:
 def ensure_manifest() -> Path:
     """dbt's manifest, parsed again when the project changed since the last parse."""
     manifest = Path(DBT_PROJECT.manifest_path)
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_file():
-        DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE).cli(["parse", "--quiet"], target_path=Path("target")).wait()
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    # Processes loading the code location at once (the UI, a backfill, test workers) parse once.
+    with FileLock(manifest.parent / ".parse.lock", timeout=600):
+        if not manifest.exists() or manifest.stat().st_mtime < _newest_source_file():
+            DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE).cli(
+                ["parse", "--quiet"], target_path=Path("target")).wait()
     return manifest
 
 
