@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import yaml
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from orchestration.assets.ingestion import events_key, landed_key
@@ -16,9 +17,11 @@ from orchestration.assets.marts import DBT_ASSETS_NAME
 LAND_JOB = "land_arrival_hours"
 EVENTS_JOB = "build_event_hours"
 MARTS_JOB = "build_marts"
-# The code location as workspace.yaml loads it (a python_module location is named after its module).
-CODE_LOCATION = "orchestration.definitions"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The code location as workspace.yaml (`make dev`) loads it: its module and its name.
+_LOCATION = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"][0]["python_module"]
+CODE_MODULE = _LOCATION["module_name"]
+CODE_LOCATION = _LOCATION.get("location_name", CODE_MODULE)
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,10 @@ def execute(defs: dg.Definitions, job_name: str, asset_selection: list[dg.AssetK
     run_config = run_config or {}
     plan = create_execution_plan(InMemoryJob(job), run_config=run_config,
                                  instance_ref=instance.get_ref() if instance.is_persistent else None)
-    target = LoadableTargetOrigin(executable_path=sys.executable, module_name=CODE_LOCATION,
+    target = LoadableTargetOrigin(executable_path=sys.executable, module_name=CODE_MODULE,
                                   working_directory=str(REPO_ROOT))
     location = ManagedGrpcPythonEnvCodeLocationOrigin(loadable_target_origin=target, location_name=CODE_LOCATION)
-    repository = ReconstructableRepository.for_module(CODE_LOCATION, "defs", working_directory=str(REPO_ROOT))
+    repository = ReconstructableRepository.for_module(CODE_MODULE, "defs", working_directory=str(REPO_ROOT))
     run = instance.create_run_for_job(
         job_def=job, execution_plan=plan, run_config=run_config, tags={**job.run_tags, **tags},
         asset_selection=frozenset(asset_selection),

@@ -125,11 +125,15 @@ def test_sensors_after_a_backfill_request_nothing(tmp_path, monkeypatch):
     # the backfill's runs are the code location's own: its jobs, its origin (the UI re-executes them)
     runs = sorted(instance.get_runs(), key=lambda r: r.run_id)
     assert {r.job_name for r in runs} == {"land_arrival_hours", "build_event_hours", "build_marts", "build_marts_by_day"}
-    workspace = yaml.safe_load((Path(__file__).parent.parent / "workspace.yaml").read_text())
-    location = workspace["load_from"][0]["python_module"]
+    repo = Path(__file__).parent.parent
+    location = yaml.safe_load((repo / "workspace.yaml").read_text())["load_from"][0]["python_module"]
+    # `dagster dev` with or without workspace.yaml names the location alike
+    pyproject = (repo / "pyproject.toml").read_text()
+    assert f'code_location_name = "{location["location_name"]}"' in pyproject
+    assert f'module_name = "{location["module_name"]}"' in pyproject
     for run in runs:
         assert defs.resolve_job_def(run.job_name).name == run.job_name
-        assert run.remote_job_origin.location_name == location.get("location_name", location["module_name"])
+        assert run.remote_job_origin.location_name == location["location_name"]
         assert run.remote_job_origin.repository_origin.repository_name == "__repository__"
     # a late file after it is new work again
     omny_file(Path(settings.landing), hour + timedelta(hours=1), "b", [("b1", hour - timedelta(hours=5))])
