@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
@@ -41,6 +41,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 MIB = 1024 * 1024
+ATOMIC_FORMATS = ("ndjson", "csv", "parquet")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _location(value: str) -> str:
@@ -63,6 +73,11 @@ class Settings:
     max_event_ahead_hours: int = 48  # an event stamped further after its file arrived is quarantined
     s3_max_attempts: int = 10  # S3 / HTTP requests retried with backoff, then the run fails
     duckdb_lock_timeout_seconds: int = 3600  # how long the dbt step waits for the DuckDB file
+    # Atomic's batched analytics API (orchestration/pullers/atomic.py); the token never in a repr
+    atomic_api_url: str | None = None
+    atomic_environment_id: str | None = None
+    atomic_api_token: str | None = field(default=None, repr=False)
+    atomic_export_format: str = "ndjson"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -79,6 +94,10 @@ class Settings:
             max_event_ahead_hours=_int(env, "WAREHOUSE_MAX_EVENT_AHEAD_HOURS", cls.max_event_ahead_hours),
             s3_max_attempts=_int(env, "WAREHOUSE_S3_MAX_ATTEMPTS", cls.s3_max_attempts),
             duckdb_lock_timeout_seconds=_int(env, "WAREHOUSE_DUCKDB_LOCK_TIMEOUT", cls.duckdb_lock_timeout_seconds),
+            atomic_api_url=(env.get("ATOMIC_API_URL") or "").rstrip("/") or None,
+            atomic_environment_id=env.get("ATOMIC_ENVIRONMENT_ID") or None,
+            atomic_api_token=env.get("ATOMIC_API_TOKEN") or None,
+            atomic_export_format=_choice(env, "ATOMIC_EXPORT_FORMAT", ATOMIC_FORMATS, cls.atomic_export_format),
         )
 
     @property
