@@ -9,6 +9,7 @@ as the vendor document says (shared/vendor-docs/atomic-analytics-export.txt):
   is one older than 30 days (gone from the vendor).
 - A pre-signed URL `/files/...?expires=&signature=` answers 403 (S3's "Request has expired") once
   `url_ttl` seconds have passed; `expire_next(n)` issues the next n answers already expired.
+- `truncate_next(n)` breaks the next n downloads off halfway.
 - `fail_next(n, status)` answers the next n API requests with `status` (to exercise retries).
 """
 
@@ -57,6 +58,7 @@ class FakeAtomic:
         self.downloads: list[tuple[str, int]] = []  # path, status
         self._expire_next = 0
         self._fail_next: list[int] = []
+        self._truncate_next = 0
         self._rendered: dict[tuple[str, str, str], bytes] = {}
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-atomic-")
@@ -86,6 +88,10 @@ class FakeAtomic:
 
     def expire_next(self, answers: int = 1) -> None:
         self._expire_next += answers
+
+    def truncate_next(self, downloads: int = 1) -> None:
+        """The next downloads send half their bytes (under the full Content-Length), then close."""
+        self._truncate_next += downloads
 
     def fail_next(self, requests: int, status: int = 503) -> None:
         self._fail_next += [status] * requests
@@ -153,12 +159,16 @@ class FakeAtomic:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
+            def _send(self, status: int, body: bytes, content_type: str, truncate: bool = False) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                if truncate:
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body[: len(body) // 2] if truncate else body)
+                if truncate:
+                    self.close_connection = True
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
@@ -166,7 +176,10 @@ class FakeAtomic:
                 if parts.path.startswith("/files/"):
                     status, body = fake.file(parts.path, query)
                     fake.downloads.append((parts.path, status))
-                    return self._send(status, body, "application/octet-stream")
+                    with fake._lock:
+                        truncate, fake._truncate_next = (status == 200 and fake._truncate_next > 0), (
+                            fake._truncate_next - 1 if status == 200 and fake._truncate_next > 0 else fake._truncate_next)
+                    return self._send(status, body, "application/octet-stream", truncate)
                 if parts.path != f"/v1/{fake.environment_id}/analytics/batched":
                     return self._send(404, b'{"error": "not found"}', "application/json")
                 if self.headers.get("Authorization") != f"Bearer {fake.token}":

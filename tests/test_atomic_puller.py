@@ -18,7 +18,7 @@ from orchestration.pullers.atomic import (AtomicApiError, AtomicClient, AtomicCo
                                           empty_marker, pull_atomic)
 from orchestration.resources import StorageResource, s3_resource
 from orchestration.settings import Settings
-from orchestration.storage import LocalStore
+from orchestration.storage import LocalStore, S3Store
 
 UTC = timezone.utc
 TOKEN = "s3cr3t-atomic-token-0123456789"
@@ -102,6 +102,39 @@ def test_from_is_rounded_down_and_to_up_and_keys_are_the_hours_ended(fake):
         client.close()
     assert fake.api_requests[-1]["from"] == hour("2026-02-20T03") and fake.api_requests[-1]["to"] == hour("2026-02-20T06")
     assert sorted(answer) == ["2026-02-20T04", "2026-02-20T06"]  # (03, 06]; 05 not processed
+    # more than 30 days: the client does not ask, and the vendor would answer 400
+    client = AtomicClient(config(fake))
+    with pytest.raises(ValueError, match="30 days"):
+        client.batched(hour("2026-01-20T00"), hour("2026-02-19T01"))
+    too_long = client.api.get(f"{fake.base_url}/v1/env-1/analytics/batched",
+                              params={"from": "2026-01-20T00:00:00Z", "to": "2026-02-19T00:30:00+00:00"})
+    client.close()
+    assert too_long.status_code == 400 and "30 days" in too_long.text
+
+
+def test_a_download_broken_off_leaves_nothing_and_the_next_pull_fetches_it(fake, tmp_path: Path):
+    fake.add_batch("2026-02-20T07", {"big": records("2026-02-20T07", 50, "k")})
+    landing = LocalStore(str(tmp_path))
+    fake.truncate_next(1)
+    with pytest.raises(AtomicApiError, match="broke off") as broken:
+        pull_atomic(config(fake, retries=0), landing, hour("2026-02-20T07"), hour("2026-02-20T08"), NOW)
+    assert "signature" not in str(broken.value)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial file, no staging left
+    report = pull_atomic(config(fake), landing, hour("2026-02-20T07"), hour("2026-02-20T08"), NOW)
+    assert report.written == ["atomic/2026-02-20T07/big.ndjson"]
+    assert len(landing.read_bytes(report.written[0]).splitlines()) == 50
+
+
+def test_files_land_in_an_s3_landing_store(fake, s3_env):
+    s3_env.create_bucket(Bucket="atomic-landing")
+    store = S3Store("s3://atomic-landing/landing", s3_env)
+    fake.add_batch("2026-02-20T02", {"p": records("2026-02-20T02", 3, "s3")})
+    fake.add_empty("2026-02-20T01")
+    report = pull_atomic(config(fake), store, hour("2026-02-20T01"), hour("2026-02-20T03"), NOW)
+    assert report.written == ["atomic/2026-02-20T02/p.ndjson"] and report.keys("empty") == ["2026-02-20T01"]
+    assert len(store.read_bytes("atomic/2026-02-20T02/p.ndjson").splitlines()) == 3
+    again = pull_atomic(config(fake), store, hour("2026-02-20T01"), hour("2026-02-20T03"), NOW)
+    assert again.written == [] and again.already_there == report.written
 
 
 def test_an_expired_url_asks_for_the_hour_again_and_never_fails_the_run(fake, tmp_path: Path):

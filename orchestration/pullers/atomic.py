@@ -27,7 +27,7 @@ import logging
 import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -217,14 +217,18 @@ def empty_marker(batch_key: str) -> str:
     return f"{EMPTY_PREFIX}/{batch_key}.empty"
 
 
-class _Reader(IO[bytes]):
-    """A file-like view of a chunk iterator (for boto's upload_fileobj: bounded memory)."""
+class _Reader:
+    """A readable, non-seekable view of a chunk iterator: boto's upload_fileobj reads it part by part
+    (multipart past 8 MiB), so memory stays bounded by a part."""
 
     def __init__(self, chunks: Iterator[bytes]):
         self.chunks, self.buffer = chunks, b""
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return False
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self.buffer) < size:
@@ -337,7 +341,11 @@ def _pull_hour(client: AtomicClient, config: AtomicConfig, store: Store, key: da
                     continue
                 if resp.status_code != 200:
                     raise AtomicApiError(f"downloading {safe_url(url)} for {text} answered HTTP {resp.status_code}")
-                write_stream(store, target, resp.iter_content(CHUNK_BYTES))
+                try:
+                    write_stream(store, target, resp.iter_content(CHUNK_BYTES))
+                except requests.RequestException as exc:  # broke off: nothing was published
+                    raise AtomicApiError(f"downloading {safe_url(url)} for {text} broke off: {type(exc).__name__}; "
+                                         "nothing of it was written, the next pull fetches it again") from None
             hour.written.append(target)
         if not expired:
             hour.expired_left = []
