@@ -177,6 +177,9 @@ def test_an_empty_hour_is_recorded_and_not_asked_again_an_absent_hour_is(fake, t
     report = pull_atomic(config(fake), landing, hour("2026-02-20T10"), hour("2026-02-20T12"), NOW)
     assert report.keys("empty") == ["2026-02-20T10"] and report.keys("not_processed") == ["2026-02-20T11"]
     assert landing.exists(empty_marker("2026-02-20T10"))
+    assert report.metadata() == {"files_written": 0, "files_already_there": 0, "empty_hours": ["2026-02-20T10"],
+                                 "not_processed_hours": ["2026-02-20T11"], "expired_retried": 0,
+                                 "expired_left_hours": [], "too_old_hours": [], "api_requests": 1}
     assert not landing.list("atomic/")  # no file, and nothing the landed asset would read
     fake.add_batch("2026-02-20T11", {"late": records("2026-02-20T11", 2, "i")})
     again = pull_atomic(config(fake), landing, hour("2026-02-20T10"), hour("2026-02-20T12"), NOW)

@@ -197,6 +197,14 @@ class PullReport:
     def already_there(self) -> list[str]:
         return sorted(key for h in self.hours.values() for key in h.already_there)
 
+    def metadata(self) -> dict[str, Any]:
+        """Counts and batch keys for run metadata (no URL, no token)."""
+        return {"files_written": len(self.written), "files_already_there": len(self.already_there),
+                "empty_hours": self.keys("empty"), "not_processed_hours": self.keys("not_processed"),
+                "expired_retried": sum(h.expired_retried for h in self.hours.values()),
+                "expired_left_hours": self.keys("expired_left"), "too_old_hours": self.keys("too_old"),
+                "api_requests": self.requests}
+
     def summary(self) -> str:
         parts = [f"{len(self.written)} files written", f"{len(self.already_there)} already there",
                  f"{len(self.keys('empty'))} empty hours", f"{len(self.keys('not_processed'))} hours not processed yet",
