@@ -14,6 +14,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from orchestration.assets.ingestion import events_key, landed_key
 from orchestration.assets.marts import DBT_ASSETS_NAME
 
+PULL_JOB = "pull_vendor_exports"
 LAND_JOB = "land_arrival_hours"
 EVENTS_JOB = "build_event_hours"
 MARTS_JOB = "build_marts"
@@ -74,8 +75,12 @@ def mart_runs(dbt_assets: list[dg.AssetsDefinition], sources: list[str]) -> list
     return out
 
 
-def build_jobs(sources: list[str], dbt_assets: list[dg.AssetsDefinition]) -> list[UnresolvedAssetJobDefinition]:
-    jobs = [
+def build_jobs(sources: list[str], dbt_assets: list[dg.AssetsDefinition],
+               pulled: list[dg.AssetKey] | None = None) -> list[UnresolvedAssetJobDefinition]:
+    """`pulled`: the assets that pull vendor exports into the landing area (assets/pullers.py)."""
+    jobs = [dg.define_asset_job(PULL_JOB, selection=pulled, description="Pull the vendors' exports into the landing area.")] \
+        if pulled else []
+    jobs += [
         dg.define_asset_job(LAND_JOB, selection=[landed_key(s) for s in sources],
                             description="Land arrival hours: check each export file against its source contract, "
                                         "file its events under the hour they happened, quarantine the rest."),

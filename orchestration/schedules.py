@@ -6,7 +6,7 @@ from datetime import timedelta
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from orchestration.jobs import LAND_JOB
+from orchestration.jobs import LAND_JOB, PULL_JOB
 from orchestration.contracts import SourceContract
 from orchestration.settings import Settings, format_hour
 from orchestration.partitions import range_tags
@@ -28,4 +28,24 @@ def build_schedules(contracts: dict[str, SourceContract], settings: Settings,
             return dg.SkipReason("before the first partition")
         return dg.RunRequest(run_key=format_hour(last), tags=range_tags(format_hour(first), format_hour(last)))
 
-    return [hourly_landing]
+    schedules = [hourly_landing]
+    if PULL_JOB in jobs:
+        configured = bool(settings.atomic_api_url and settings.atomic_environment_id and settings.atomic_api_token)
+
+        @dg.schedule(
+            name="hourly_pull", cron_schedule="15 * * * *", execution_timezone="UTC", job=jobs[PULL_JOB],
+            default_status=dg.DefaultScheduleStatus.RUNNING if configured else dg.DefaultScheduleStatus.STOPPED,
+            description="At a quarter past each hour, pulls the vendors' batches of the three hours that ended "
+                        "(a batch comes at most an hour after its period; hours not processed yet are asked "
+                        "again); the landing_files_sensor then lands them. Running once the vendor's "
+                        "credentials are set.",
+        )
+        def hourly_pull(context: dg.ScheduleEvaluationContext):
+            hour = context.scheduled_execution_time.replace(minute=0, second=0, microsecond=0)
+            first, last = max(hour - timedelta(hours=3), settings.start), hour - timedelta(hours=1)
+            if last < first:
+                return dg.SkipReason("before the first partition")
+            return dg.RunRequest(run_key=f"pull|{format_hour(last)}", tags=range_tags(format_hour(first), format_hour(last)))
+
+        schedules.append(hourly_pull)
+    return schedules

@@ -21,6 +21,7 @@ import json
 import tempfile
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -192,3 +193,13 @@ class FakeAtomic:
                 self._send(status, json.dumps(answer).encode(), "application/json")
 
         return Handler
+
+
+TOKEN = "s3cr3t-atomic-token-0123456789"  # the tests' bearer token: it must show up nowhere
+
+
+def records(key: str, n: int, tag: str) -> list[dict]:
+    start = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc) - timedelta(hours=1)  # batch K holds the events of K-1h .. K
+    return [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{tag}/{i}")), "endUserId": f"user-{i % 3}",
+             "analyticsEvent": "card-published", "timestamp": (start + timedelta(minutes=5 * i + 1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+             "cardContext": {"cardTemplateId": "tpl", "cardInstanceId": f"card-{i}"}} for i in range(n)]

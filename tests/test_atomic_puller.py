@@ -4,13 +4,12 @@ every rule of the vendor document, through the real HTTP client; files land wher
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from fake_atomic import FakeAtomic
+from fake_atomic import TOKEN, FakeAtomic, records
 
 from orchestration.assets.ingestion import build_ingestion_assets
 from orchestration.partitions import arrival_hour_partitions, event_hour_partitions
@@ -21,19 +20,11 @@ from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store
 
 UTC = timezone.utc
-TOKEN = "s3cr3t-atomic-token-0123456789"
 NOW = datetime(2026, 2, 20, 12, 30, tzinfo=UTC)
 
 
 def hour(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
-
-
-def records(key: str, n: int, tag: str) -> list[dict]:
-    start = hour(key) - timedelta(hours=1)  # batch K holds the events of K-1h .. K
-    return [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{tag}/{i}")), "endUserId": f"user-{i % 3}",
-             "analyticsEvent": "card-published", "timestamp": (start + timedelta(minutes=5 * i + 1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-             "cardContext": {"cardTemplateId": "tpl", "cardInstanceId": f"card-{i}"}} for i in range(n)]
 
 
 @pytest.fixture

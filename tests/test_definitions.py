@@ -9,6 +9,7 @@ from orchestration.settings import Settings
 SOURCES = ["omny", "atomic", "airkit", "altis", "track"]
 MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly", "fct_download_geo_daily", "fct_card_funnel",
          "dim_programs", "dim_clips", "dim_card_templates", "dim_apps"}
+PULLED = {"atomic_export_files"}  # vendors that must be polled: their files, by arrival hour
 HOURLY_MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly"}
 STAGING = {"stg_omny__downloads", "stg_atomic__events", "stg_airkit__events", "stg_altis__events", "stg_track__events",
            "stg_quarantine"}
@@ -19,13 +20,13 @@ def test_each_asset_is_partitioned_by_what_it_means_with_one_dbt_step_per_partit
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     ingestion = {f"{s}_{layer}" for s in SOURCES for layer in ("landed", "events")}
-    assert keys == ingestion | MARTS | STAGING
+    assert keys == ingestion | MARTS | STAGING | PULLED
 
     def partitions(name):
         return graph.get(dg.AssetKey(name)).partitions_def
 
     # The lake and the hourly facts: one partition per hour, a range as one run.
-    for name in ingestion | HOURLY_MARTS:
+    for name in ingestion | HOURLY_MARTS | PULLED:
         assert isinstance(partitions(name), dg.HourlyPartitionsDefinition), name
         assert partitions(name).get_first_partition_key() == "2026-01-01T00"
         assert graph.get(dg.AssetKey(name)).backfill_policy == dg.BackfillPolicy.single_run()
@@ -70,7 +71,7 @@ def test_automation():
     # freshness checks are evaluated without a person, and the sensor only ever evaluates checks
     freshness = next(s for s in defs.sensors if s.name == "freshness_checks_sensor")
     assert freshness.default_status == dg.DefaultSensorStatus.RUNNING
-    assert {s.name for s in defs.schedules} == {"hourly_landing"}
+    assert {s.name for s in defs.schedules} == {"hourly_landing", "hourly_pull"}
 
 
 def test_every_asset_has_the_owners_of_its_contract():

@@ -132,7 +132,9 @@ def column_schema(contract: SourceContract) -> dg.TableSchema:
 
 
 def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.PartitionsDefinition,
-                           event_partitions: dg.PartitionsDefinition, settings: Settings) -> list[dg.AssetsDefinition]:
+                           event_partitions: dg.PartitionsDefinition, settings: Settings,
+                           pulled_by: dg.AssetKey | None = None) -> list[dg.AssetsDefinition]:
+    """`pulled_by`: the asset that copies this source's files from its vendor (same arrival hours)."""
     source = contract.name
     rules = landing_rules(settings)
     landed_asset_key, events_asset_key = landed_key(source), events_key(source)
@@ -143,6 +145,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
 
     @dg.asset(
         key=landed_asset_key, partitions_def=arrival_partitions, **common,
+        deps=[pulled_by] if pulled_by else None,
         description=(f"{contract.name} export files by the hour they arrived, checked against the source "
                      f"contract and filed under the hour each event happened; bad records quarantined. "
                      f"{contract.description}"),

@@ -1,0 +1,70 @@
+"""The puller assets in the code location: `atomic_export_files` pulls Atomic's batches into the
+landing area (a fake Atomic on loopback, tests/fake_atomic.py), upstream of `atomic_landed`."""
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+from fake_atomic import TOKEN, FakeAtomic, records
+
+from orchestration.definitions import build_definitions
+from orchestration.partitions import range_tags
+from orchestration.settings import Settings, format_hour
+
+UTC = timezone.utc
+
+
+def settings_for(tmp_path: Path, fake: FakeAtomic | None) -> Settings:
+    credentials = dict(atomic_api_url=fake.base_url, atomic_environment_id="env-1", atomic_api_token=TOKEN) if fake else {}
+    return Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"), duckdb_path=str(tmp_path / "w.duckdb"),
+                    start=datetime(2026, 1, 1, tzinfo=UTC), **credentials)
+
+
+def test_the_pull_asset_fills_the_landing_hours_that_atomic_landed_then_lands(tmp_path: Path):
+    now = datetime.now(UTC)
+    first, second = (now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=h) for h in (3, 2))
+    with FakeAtomic(TOKEN, "env-1", now=now) as fake:
+        fake.add_batch(format_hour(first), {"part-0": records(format_hour(first), 4, "a")})
+        fake.add_empty(format_hour(second))
+        settings = settings_for(tmp_path, fake)
+        defs = build_definitions(settings)
+        graph = defs.resolve_asset_graph()
+        assert graph.get(dg.AssetKey("atomic_landed")).parent_keys == {dg.AssetKey("atomic_export_files")}
+        tags = range_tags(format_hour(first), format_hour(second))
+        pulled = dg.materialize(list(defs.assets), selection=[dg.AssetKey("atomic_export_files")], resources=defs.resources,
+                                tags=tags, instance=dg.DagsterInstance.ephemeral())
+    assert pulled.success
+    by_hour = {e.partition: e.event_specific_data.materialization.metadata for e in pulled.get_asset_materialization_events()}
+    assert by_hour[format_hour(first)]["files_written"].value == 1
+    assert by_hour[format_hour(second)]["empty"].value is True
+    assert (tmp_path / "landing" / "atomic" / format_hour(first) / "part-0.ndjson").exists()
+    landed = dg.materialize(list(defs.assets), selection=[dg.AssetKey("atomic_landed")], resources=defs.resources,
+                            tags=tags, instance=dg.DagsterInstance.ephemeral())
+    assert landed.success
+    rows = {e.partition: e.event_specific_data.materialization.metadata["rows_landed"].value
+            for e in landed.get_asset_materialization_events()}
+    assert rows == {format_hour(first): 4, format_hour(second): 0}
+
+
+def test_without_credentials_the_pull_says_what_is_missing_and_its_schedule_stays_off(tmp_path: Path):
+    defs = build_definitions(settings_for(tmp_path, None))
+    hour = format_hour(datetime.now(UTC) - timedelta(hours=2))
+    result = dg.materialize(list(defs.assets), selection=[dg.AssetKey("atomic_export_files")], resources=defs.resources,
+                            partition_key=hour, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "ATOMIC_API_URL" in message and "ATOMIC_API_TOKEN" in message
+    schedule = next(s for s in defs.schedules if s.name == "hourly_pull")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_the_hourly_pull_asks_for_the_three_hours_that_ended(tmp_path: Path):
+    with FakeAtomic(TOKEN, "env-1") as fake:
+        defs = build_definitions(settings_for(tmp_path, fake))
+    schedule = next(s for s in defs.schedules if s.name == "hourly_pull")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING  # credentials set: it runs
+    at = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
+    (request,) = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=at)).run_requests
+    assert range_tags("2026-03-02T07", "2026-03-02T09").items() <= request.tags.items()
+    assert request.job_name in (None, "pull_vendor_exports")
