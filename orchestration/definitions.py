@@ -12,7 +12,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.assets.ingestion import build_ingestion_assets
 from orchestration.assets.marts import build_dbt_assets
-from orchestration.assets.pullers import build_puller_assets
+from orchestration.assets.pullers import build_puller_assets, landed_dep
 from orchestration.checks.freshness import build_freshness_checks, build_freshness_sensor
 from orchestration.checks.marts import build_mart_checks
 from orchestration.contracts import load_mart_contracts, load_source_contracts
@@ -31,10 +31,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     pullers = build_puller_assets(contracts, arrival, settings)
     assets = [*pullers.values()]
     assets += [a for c in contracts.values()
-               for a in build_ingestion_assets(c, arrival, event, settings, pulled_by=pullers[c.name].key if c.name in pullers else None)]
+               for a in build_ingestion_assets(c, arrival, event, settings, pulled_by=landed_dep(pullers[c.name]) if c.name in pullers else None)]
     dbt = build_dbt_assets(marts, {"event_hour": event, "day": day_partitions(settings)})
     freshness = build_freshness_checks(contracts, marts, [*assets, *dbt], settings.start)  # the contracts' SLA
-    jobs = {j.name: j for j in build_jobs(list(contracts), dbt, [p.key for p in pullers.values()])}
+    jobs = {j.name: j for j in build_jobs(list(contracts), dbt, [p.key for p in pullers.values() if p.partitions_def is arrival],
+                                              [p.key for p in pullers.values() if p.partitions_def is not arrival])}
     return dg.Definitions(
         assets=[*assets, *dbt],
         jobs=list(jobs.values()),

@@ -15,6 +15,7 @@ from orchestration.assets.ingestion import events_key, landed_key
 from orchestration.assets.marts import DBT_ASSETS_NAME
 
 PULL_JOB = "pull_vendor_exports"
+PULL_DAY_JOB = "pull_vendor_exports_by_day"  # pullers partitioned by day (Altis)
 LAND_JOB = "land_arrival_hours"
 EVENTS_JOB = "build_event_hours"
 MARTS_JOB = "build_marts"
@@ -76,10 +77,15 @@ def mart_runs(dbt_assets: list[dg.AssetsDefinition], sources: list[str]) -> list
 
 
 def build_jobs(sources: list[str], dbt_assets: list[dg.AssetsDefinition],
-               pulled: list[dg.AssetKey] | None = None) -> list[UnresolvedAssetJobDefinition]:
-    """`pulled`: the assets that pull vendor exports into the landing area (assets/pullers.py)."""
+               pulled: list[dg.AssetKey] | None = None,
+               pulled_by_day: list[dg.AssetKey] | None = None) -> list[UnresolvedAssetJobDefinition]:
+    """`pulled`: the assets that pull vendor exports into the landing area (assets/pullers.py), by
+    arrival hour; `pulled_by_day`: those partitioned by day (a job holds one partitioning)."""
     jobs = [dg.define_asset_job(PULL_JOB, selection=pulled, description="Pull the vendors' exports into the landing area.")] \
         if pulled else []
+    if pulled_by_day:
+        jobs.append(dg.define_asset_job(PULL_DAY_JOB, selection=pulled_by_day,
+                                        description="Pull the vendors' daily exports into the landing area, by day."))
     jobs += [
         dg.define_asset_job(LAND_JOB, selection=[landed_key(s) for s in sources],
                             description="Land arrival hours: check each export file against its source contract, "

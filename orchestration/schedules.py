@@ -1,12 +1,12 @@
 """Schedules: keep the latest arrival hours current."""
 
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from orchestration.jobs import LAND_JOB, PULL_JOB
+from orchestration.jobs import LAND_JOB, PULL_DAY_JOB, PULL_JOB
 from orchestration.contracts import SourceContract
 from orchestration.settings import Settings, format_hour
 from orchestration.partitions import range_tags
@@ -48,4 +48,20 @@ def build_schedules(contracts: dict[str, SourceContract], settings: Settings,
             return dg.RunRequest(run_key=f"pull|{format_hour(last)}", tags=range_tags(format_hour(first), format_hour(last)))
 
         schedules.append(hourly_pull)
+    if PULL_DAY_JOB in jobs:
+        altis_configured = bool(settings.altis_url and settings.altis_username and settings.altis_app_password)
+
+        @dg.schedule(
+            name="daily_pull", cron_schedule="20 0 * * *", execution_timezone="UTC", job=jobs[PULL_DAY_JOB],
+            default_status=dg.DefaultScheduleStatus.RUNNING if altis_configured else dg.DefaultScheduleStatus.STOPPED,
+            description="At 00:20 UTC, pulls the vendors' daily exports of the day that ended (Altis); the "
+                        "landing_files_sensor then lands them. Running once the vendor's credentials are set.",
+        )
+        def daily_pull(context: dg.ScheduleEvaluationContext):
+            day = context.scheduled_execution_time.astimezone(timezone.utc).date() - timedelta(days=1)
+            if day < settings.start.date():
+                return dg.SkipReason("before the first partition")
+            return dg.RunRequest(run_key=f"pull|{day.isoformat()}", partition_key=day.isoformat())
+
+        schedules.append(daily_pull)
     return schedules

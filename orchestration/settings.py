@@ -42,6 +42,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 MIB = 1024 * 1024
 ATOMIC_FORMATS = ("ndjson", "csv", "parquet")
+ALTIS_FORMATS = ("json", "csv")
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -78,6 +79,11 @@ class Settings:
     atomic_environment_id: str | None = None
     atomic_api_token: str | None = field(default=None, repr=False)
     atomic_export_format: str = "ndjson"
+    # Altis's analytics events API (orchestration/pullers/altis.py); the application password never in a repr
+    altis_url: str | None = None
+    altis_username: str | None = None
+    altis_app_password: str | None = field(default=None, repr=False)
+    altis_export_format: str = "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -98,6 +104,10 @@ class Settings:
             atomic_environment_id=env.get("ATOMIC_ENVIRONMENT_ID") or None,
             atomic_api_token=env.get("ATOMIC_API_TOKEN") or None,
             atomic_export_format=_choice(env, "ATOMIC_EXPORT_FORMAT", ATOMIC_FORMATS, cls.atomic_export_format),
+            altis_url=(env.get("ALTIS_URL") or "").rstrip("/") or None,
+            altis_username=env.get("ALTIS_USERNAME") or None,
+            altis_app_password=env.get("ALTIS_APP_PASSWORD") or None,
+            altis_export_format=_choice(env, "ALTIS_EXPORT_FORMAT", ALTIS_FORMATS, cls.altis_export_format),
         )
 
     @property

@@ -10,6 +10,7 @@ SOURCES = ["omny", "atomic", "airkit", "altis", "track"]
 MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly", "fct_download_geo_daily", "fct_card_funnel",
          "dim_programs", "dim_clips", "dim_card_templates", "dim_apps"}
 PULLED = {"atomic_export_files"}  # vendors that must be polled: their files, by arrival hour
+PULLED_BY_DAY = {"altis_export_files"}  # ... or by UTC day (a daily export)
 HOURLY_MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly"}
 STAGING = {"stg_omny__downloads", "stg_atomic__events", "stg_airkit__events", "stg_altis__events", "stg_track__events",
            "stg_quarantine"}
@@ -20,7 +21,7 @@ def test_each_asset_is_partitioned_by_what_it_means_with_one_dbt_step_per_partit
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     ingestion = {f"{s}_{layer}" for s in SOURCES for layer in ("landed", "events")}
-    assert keys == ingestion | MARTS | STAGING | PULLED
+    assert keys == ingestion | MARTS | STAGING | PULLED | PULLED_BY_DAY
 
     def partitions(name):
         return graph.get(dg.AssetKey(name)).partitions_def
@@ -30,6 +31,14 @@ def test_each_asset_is_partitioned_by_what_it_means_with_one_dbt_step_per_partit
         assert isinstance(partitions(name), dg.HourlyPartitionsDefinition), name
         assert partitions(name).get_first_partition_key() == "2026-01-01T00"
         assert graph.get(dg.AssetKey(name)).backfill_policy == dg.BackfillPolicy.single_run()
+    for name in PULLED_BY_DAY:  # the file of day D lands in arrival hour D+1 00
+        assert isinstance(partitions(name), dg.DailyPartitionsDefinition), name
+        landed = graph.get(dg.AssetKey(name.replace("_export_files", "_landed")))
+        mapping = landed.partition_mappings[dg.AssetKey(name)]
+        upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            landed.partitions_def.subset_with_partition_keys(["2026-03-02T00"]), landed.partitions_def,
+            partitions(name)).partitions_subset
+        assert set(upstream.get_partition_keys()) == {"2026-03-01"}
     assert partitions("fct_sessions") == partitions("omny_events")  # by event hour
     # The download-geo mart by day; dimensions, the card funnel and staging views are whole tables.
     assert isinstance(partitions("fct_download_geo_daily"), dg.DailyPartitionsDefinition)
@@ -71,7 +80,8 @@ def test_automation():
     # freshness checks are evaluated without a person, and the sensor only ever evaluates checks
     freshness = next(s for s in defs.sensors if s.name == "freshness_checks_sensor")
     assert freshness.default_status == dg.DefaultSensorStatus.RUNNING
-    assert {s.name for s in defs.schedules} == {"hourly_landing", "hourly_pull"}
+    assert {s.name for s in defs.schedules} == {"hourly_landing", "hourly_pull", "daily_pull"}
+    assert {j.name for j in defs.jobs} >= {"pull_vendor_exports", "pull_vendor_exports_by_day"}
 
 
 def test_every_asset_has_the_owners_of_its_contract():

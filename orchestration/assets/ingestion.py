@@ -133,7 +133,7 @@ def column_schema(contract: SourceContract) -> dg.TableSchema:
 
 def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.PartitionsDefinition,
                            event_partitions: dg.PartitionsDefinition, settings: Settings,
-                           pulled_by: dg.AssetKey | None = None) -> list[dg.AssetsDefinition]:
+                           pulled_by: dg.AssetKey | dg.AssetDep | None = None) -> list[dg.AssetsDefinition]:
     """`pulled_by`: the asset that copies this source's files from its vendor (same arrival hours)."""
     source = contract.name
     rules = landing_rules(settings)

@@ -7,6 +7,8 @@ from dataclasses import asdict
 import dagster as dg
 
 from orchestration.contracts import SourceContract
+from orchestration.partitions import day_partitions
+from orchestration.pullers.altis import AltisApiError, AltisConfig, AltisNotConfigured, pull_altis
 from orchestration.pullers.atomic import AtomicApiError, AtomicConfig, AtomicNotConfigured, pull_atomic
 from orchestration.resources import StorageResource
 from orchestration.settings import Settings
@@ -46,10 +48,46 @@ def build_atomic_export_files(contract: SourceContract, arrival_partitions: dg.P
     return atomic_export_files
 
 
+def build_altis_export_files(contract: SourceContract, arrival_partitions: dg.PartitionsDefinition,
+                             settings: Settings) -> dg.AssetsDefinition:
+    """Altis's analytics events API: one file a UTC day, pulled once the day has ended."""
+
+    @dg.asset(
+        key=export_files_key(contract.name), partitions_def=day_partitions(settings), group_name=contract.name,
+        owners=list(contract.owners), kinds={"api"},
+        description="Altis's daily analytics export, pulled from GET {ALTIS_URL}/wp-json/analytics/v1/events/<day> "
+                    "(basic auth, application password) once the UTC day has ended, streamed into the landing area "
+                    "as altis/{YYYY-MM-DD}.{format}: a timeout or a break is asked again with a smaller chunk_size; "
+                    "a re-pull replaces the file (atomically) only when its content changed.",
+    )
+    def altis_export_files(context: dg.AssetExecutionContext, landing: StorageResource):
+        day = context.partition_key
+        try:
+            config = AltisConfig.from_settings(settings)
+            report = pull_altis(config, landing.store(), day, logger=context.log)
+        except (AltisNotConfigured, AltisApiError) as exc:  # their messages never hold the password
+            raise dg.Failure(description=str(exc)) from None
+        if report.not_ended:
+            raise dg.Failure(description=f"Altis's export of {day} is pulled once the day has ended (after midnight "
+                                         "UTC): not pulled, nothing written")
+        return dg.MaterializeResult(metadata=report.metadata())
+
+    return altis_export_files
+
+
 # A source whose vendor must be polled: its puller asset's builder (the others push their files).
-PULLERS = {"atomic": build_atomic_export_files}
+PULLERS = {"atomic": build_atomic_export_files, "altis": build_altis_export_files}
 
 
 def build_puller_assets(contracts: dict[str, SourceContract], arrival_partitions: dg.PartitionsDefinition,
                         settings: Settings) -> dict[str, dg.AssetsDefinition]:
     return {s: build(contracts[s], arrival_partitions, settings) for s, build in PULLERS.items() if s in contracts}
+
+
+def landed_dep(puller: dg.AssetsDefinition) -> dg.AssetDep:
+    """The puller as a dep of `<source>_landed` (arrival hours). A daily puller's file of day D is
+    filed under arrival hour D+1 00 (the landing layout's arrivalShiftHours 24): an arrival hour of
+    day D+1 depends on the file of day D."""
+    if isinstance(puller.partitions_def, dg.DailyPartitionsDefinition):
+        return dg.AssetDep(puller.key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))
+    return dg.AssetDep(puller.key)
