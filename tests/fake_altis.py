@@ -8,7 +8,8 @@ vendor document says (shared/vendor-docs/altis-data-export.txt):
   JSON is an array of nested records, the CSV has flattened dotted keys (the generator's shapes,
   orchestration/generate/altis.py, which `altis_landed` reads).
 - `hang_next(n)` keeps the next n requests waiting before any answer (past the client's timeout);
-  `break_next(n)` breaks the next n answers off after their first chunk.
+  `break_next(n)` breaks the next n answers off halfway through their first chunk;
+  `fail_next(n, status)` answers the next n requests with `status` (a server out of memory: 500).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class FakeAltis:
         self.requests: list[dict] = []  # day, format, chunk_size, status, outcome
         self._hang_next = 0
         self._break_next = 0
+        self._fail_next: list[int] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -109,6 +111,9 @@ class FakeAltis:
 
     def break_next(self, n: int = 1) -> None:
         self._break_next += n
+
+    def fail_next(self, n: int = 1, status: int = 500) -> None:
+        self._fail_next.extend([status] * n)
 
     def _take(self, what: str) -> bool:
         with self._lock:
@@ -163,6 +168,11 @@ class FakeAltis:
                 except ValueError:
                     entry["status"] = 400
                     return self._send(400, b'{"code":"rest_invalid_param","message":"Invalid parameter(s): date"}')
+                with fake._lock:
+                    failing = fake._fail_next.pop(0) if fake._fail_next else None
+                if failing:
+                    entry["status"], entry["outcome"] = failing, "failed"
+                    return self._send(failing, b'{"code":"internal_server_error","message":"Allowed memory size exhausted"}')
                 if fake._take("_hang_next"):
                     entry["outcome"] = "hung"
                     fake._closing.wait(fake.hang_seconds)

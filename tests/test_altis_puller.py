@@ -17,7 +17,7 @@ from fake_altis import PASSWORD, USER, FakeAltis, records
 from orchestration.definitions import build_definitions
 from orchestration.pullers.altis import AltisApiError, AltisConfig, AltisNotConfigured, pull_altis
 from orchestration.settings import Settings
-from orchestration.storage import LocalStore
+from orchestration.storage import LocalStore, S3Store
 
 UTC = timezone.utc
 NOW = datetime(2026, 2, 21, 0, 20, tzinfo=UTC)
@@ -78,6 +78,28 @@ def test_a_timeout_then_a_break_are_asked_again_with_smaller_chunks(fake, tmp_pa
     assert [(r["chunk_size"], r["outcome"]) for r in fake.requests] == [(3000, "hung"), (1000, "broken"), (300, "ok")]
     assert len(json.loads((tmp_path / "altis" / f"{DAY}.json").read_text())) == 7
     assert PASSWORD not in caplog.text
+
+
+def test_a_server_error_is_retried_then_asked_again_with_a_smaller_chunk(fake, tmp_path: Path):
+    fake.fail_next(2, 500)  # the first attempt and its one retry at 3000
+    report = pull_altis(config(fake, retries=1), LocalStore(str(tmp_path)), DAY, now=NOW)
+    assert report.written and report.chunk_sizes_tried == [3000, 1000]
+    assert [(r["chunk_size"], r["status"]) for r in fake.requests] == [(3000, 500), (3000, 500), (1000, 200)]
+
+
+def test_the_day_lands_in_an_s3_landing_store_and_an_unchanged_repull_keeps_it(fake, s3_env):
+    s3_env.create_bucket(Bucket="altis-landing")
+    store = S3Store("s3://altis-landing/landing", s3_env)
+    assert pull_altis(config(fake, "csv"), store, DAY, now=NOW).written
+    assert len(store.read_bytes(f"altis/{DAY}.csv").splitlines()) == 8
+    etag = s3_env.head_object(Bucket="altis-landing", Key=f"landing/altis/{DAY}.csv")["ETag"]
+    assert pull_altis(config(fake, "csv"), store, DAY, now=NOW).unchanged
+    assert s3_env.head_object(Bucket="altis-landing", Key=f"landing/altis/{DAY}.csv")["ETag"] == etag
+    fake.set_day(DAY, records(DAY, 9, "d"))
+    assert pull_altis(config(fake, "csv"), store, DAY, now=NOW).written
+    assert len(store.read_bytes(f"altis/{DAY}.csv").splitlines()) == 10
+    keys = [o["Key"] for o in s3_env.list_objects_v2(Bucket="altis-landing").get("Contents", [])]
+    assert keys == [f"landing/altis/{DAY}.csv"]  # no staged object left
 
 
 def test_when_every_chunk_size_fails_the_day_fails_clearly_and_the_old_file_stays(fake, tmp_path: Path, caplog):
