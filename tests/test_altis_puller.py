@@ -132,6 +132,15 @@ def test_a_repull_keeps_an_unchanged_file_and_replaces_a_changed_one(fake, tmp_p
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [f"{DAY}.json"]
 
 
+def test_a_killed_pulls_staged_file_is_swept_by_the_next_pull(fake, tmp_path: Path):
+    left = tmp_path / ".pulls" / "altis" / f".staging-{DAY}.json-0123abcd"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"[\n{")
+    os.utime(left, (1e9, 1e9))
+    assert pull_altis(config(fake), LocalStore(str(tmp_path)), DAY, now=NOW).written
+    assert not left.exists()
+
+
 def test_a_day_not_ended_is_not_asked_for(fake, tmp_path: Path):
     report = pull_altis(config(fake), LocalStore(str(tmp_path)), "2026-02-21", now=NOW)
     assert report.not_ended and not report.written and fake.requests == []

@@ -9,7 +9,7 @@ with the vendor's rules (shared/vendor-docs/altis-data-export.txt):
   that times out, fails at the server (5xx, after a few retries) or breaks off mid-stream is asked again with a smaller chunk size (3000, 1000,
   300); when the smallest fails too, the day fails with a message naming the day and the sizes tried.
 - The response is streamed into a staging key (`.pulls/altis/`, outside the layout the landed asset
-  reads) while its SHA-256 is computed, so memory stays bounded whatever the day's size. The file
+  reads; a killed pull's leftovers are swept after a day) while its SHA-256 is computed, so memory stays bounded whatever the day's size. The file
   `altis/{YYYY-MM-DD}.{format}` is replaced (a rename, or an S3 copy: atomic) only when its content
   changed; otherwise the staged copy is dropped and the file, and its arrival, stay as they were.
 
@@ -41,6 +41,7 @@ SMALLER = (3, 10)  # after a timeout / a break: chunk_size // 3, then chunk_size
 MIN_CHUNK_SIZE = 100
 PREFIX = "altis"
 STAGING_PREFIX = ".pulls/altis"
+LEFTOVER_AGE = timedelta(days=1)  # a staged download untouched this long was left by a killed pull
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,8 @@ def pull_altis(config: AltisConfig | Settings, store: Store, day: date | datetim
         logger.info(report.summary())
         return report
     url = f"{config.site_url}/wp-json/analytics/v1/events/{day.isoformat()}"
-    staging = f"{STAGING_PREFIX}/{day.isoformat()}.{config.format}.{uuid.uuid4().hex}"
+    staging = f"{STAGING_PREFIX}/.staging-{day.isoformat()}.{config.format}-{uuid.uuid4().hex}"
+    store.sweep_leftovers(f"{STAGING_PREFIX}/.staging-", LEFTOVER_AGE)  # what a killed pull left
     session = _session(config)
     try:
         failures = []
