@@ -28,14 +28,16 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     arrival, event = arrival_hour_partitions(settings), event_hour_partitions(settings)
     contracts, marts = load_source_contracts(), load_mart_contracts()
-    pullers = build_puller_assets(contracts, arrival, settings)
+    pullers = build_puller_assets(contracts, arrival, settings)  # vendors that must be polled
     assets = [*pullers.values()]
-    assets += [a for c in contracts.values()
-               for a in build_ingestion_assets(c, arrival, event, settings, pulled_by=landed_dep(pullers[c.name]) if c.name in pullers else None)]
+    for c in contracts.values():
+        pulled_by = landed_dep(pullers[c.name]) if c.name in pullers else None
+        assets += build_ingestion_assets(c, arrival, event, settings, pulled_by=pulled_by)
     dbt = build_dbt_assets(marts, {"event_hour": event, "day": day_partitions(settings)})
     freshness = build_freshness_checks(contracts, marts, [*assets, *dbt], settings.start)  # the contracts' SLA
-    jobs = {j.name: j for j in build_jobs(list(contracts), dbt, [p.key for p in pullers.values() if p.partitions_def is arrival],
-                                              [p.key for p in pullers.values() if p.partitions_def is not arrival])}
+    hourly_pulls = [p.key for p in pullers.values() if p.partitions_def is arrival]
+    daily_pulls = [p.key for p in pullers.values() if p.partitions_def is not arrival]
+    jobs = {j.name: j for j in build_jobs(list(contracts), dbt, hourly_pulls, daily_pulls)}
     return dg.Definitions(
         assets=[*assets, *dbt],
         jobs=list(jobs.values()),
