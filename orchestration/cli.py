@@ -154,6 +154,55 @@ def _as_bigint(result):
         return result
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    """Pull a vendor that must be polled into the landing area: Atomic's batch keys (hours ended) in
+    [start, end), or Altis's days in [start, end). Prints the ledger; exits 1 when an hour or a day
+    could not be pulled (hours not ready yet are reported, not errors), 2 when misconfigured."""
+    from datetime import date
+
+    from orchestration.resources import build_resources
+
+    settings = Settings.from_env()
+    store = build_resources(settings)["landing"].store()
+    try:
+        if args.vendor == "atomic":
+            from orchestration.pullers.atomic import AtomicApiError, AtomicNotConfigured, pull_atomic
+
+            try:
+                report = pull_atomic(settings, store, parse_hour(args.start), parse_hour(args.end))
+            except AtomicNotConfigured as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            except AtomicApiError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            rows = [[key, len(h.written), len(h.already_there), "yes" if h.empty else "", "yes" if h.not_processed else "",
+                     h.expired_retried, "yes" if h.expired_left else "", "yes" if h.too_old else ""]
+                    for key, h in sorted(report.hours.items())]
+            _print_table(["batch_key", "written", "already_there", "empty", "not_ready", "expired_retried",
+                          "left_expired", "too_old"], rows)
+            print(report.summary())
+            return 1 if report.keys("expired_left") or report.keys("too_old") else 0
+        from orchestration.pullers.altis import AltisApiError, AltisNotConfigured, pull_altis
+
+        first, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+        failed = 0
+        for n in range((end - first).days):
+            day = first + timedelta(days=n)
+            try:
+                print(pull_altis(settings, store, day).summary())
+            except AltisNotConfigured as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            except AltisApiError as exc:
+                failed += 1
+                print(f"FAILED altis {day}: {exc}")
+        return 1 if failed else 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     """A query on the marts, read-only, printed as a table (between runs: it waits for the dbt step)."""
     import duckdb
@@ -228,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("dbt", help="run dbt on the configured lake and DuckDB file, e.g. `dbt docs generate`")
     t.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments")
     t.set_defaults(func=cmd_dbt)
+
+    pl = sub.add_parser("pull", help="pull a vendor that must be polled into the landing area (ATOMIC_* / ALTIS_* settings)")
+    pl.add_argument("vendor", choices=["atomic", "altis"])
+    pl.add_argument("--start", required=True, help="atomic: first batch key YYYY-MM-DDTHH; altis: first day YYYY-MM-DD")
+    pl.add_argument("--end", required=True, help="exclusive, in the same form")
+    pl.set_defaults(func=cmd_pull)
 
     q = sub.add_parser("sql", help="run a query on the marts (read-only) and print it; no query: list the tables")
     q.add_argument("query", nargs="*", help="the SQL, e.g. \"select source, count(*) from marts.fct_sessions group by 1\"")

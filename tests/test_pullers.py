@@ -1,6 +1,7 @@
 """The puller assets in the code location: `atomic_export_files` pulls Atomic's batches into the
 landing area (a fake Atomic on loopback, tests/fake_atomic.py), upstream of `atomic_landed`."""
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -68,3 +69,43 @@ def test_the_hourly_pull_asks_for_the_three_hours_that_ended(tmp_path: Path):
     (request,) = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=at)).run_requests
     assert range_tags("2026-03-02T07", "2026-03-02T09").items() <= request.tags.items()
     assert request.job_name in (None, "pull_vendor_exports")
+
+
+
+def test_the_pull_command_prints_its_ledger_and_fails_only_on_what_could_not_be_pulled(tmp_path: Path, monkeypatch, capsys):
+    from fake_altis import PASSWORD, USER, FakeAltis
+    from fake_altis import records as altis_records
+
+    from orchestration.cli import main
+
+    def pull(command: str) -> tuple[int, str]:
+        code = main(["pull", *command.split()])
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    first = format_hour(hour - timedelta(hours=3))
+    day = (now - timedelta(days=2)).date()
+    for name in [k for k in os.environ if k.startswith(("ATOMIC_", "ALTIS_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WAREHOUSE_LANDING", str(tmp_path / "landing"))
+    missing = pull(f"atomic --start {first} --end {format_hour(hour)}")
+    assert missing[0] == 2 and "ATOMIC_API_TOKEN" in missing[1]
+    with FakeAtomic(TOKEN, "env-1", now=now) as atomic, FakeAltis() as altis:
+        atomic.add_batch(first, {"part-0": records(first, 2, "x")})
+        atomic.add_empty(format_hour(hour - timedelta(hours=2)))
+        altis.set_day(day.isoformat(), altis_records(day.isoformat(), 3))
+        for k, v in dict(ATOMIC_API_URL=atomic.base_url, ATOMIC_ENVIRONMENT_ID="env-1", ATOMIC_API_TOKEN=TOKEN,
+                         ALTIS_URL=altis.base_url, ALTIS_USERNAME=USER, ALTIS_APP_PASSWORD=PASSWORD).items():
+            monkeypatch.setenv(k, v)
+        # the hour that just ended is not ready yet: reported, not an error
+        pulled = pull(f"atomic --start {first} --end {format_hour(hour)}")
+        days = pull(f"altis --start {day} --end {day + timedelta(days=1)}")
+    assert pulled[0] == 0, pulled[1]
+    assert "1 files written" in pulled[1] and "batch_key" in pulled[1]
+    assert (tmp_path / "landing" / "atomic" / first / "part-0.ndjson").exists()
+    assert days[0] == 0, days[1]
+    assert (tmp_path / "landing" / "altis" / f"{day}.json").exists()
+    for _, out in (missing, pulled, days):
+        assert TOKEN not in out and PASSWORD not in out
