@@ -20,8 +20,10 @@ import io
 import threading
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import LoopbackServer
 
 from orchestration.generate import altis as gen
 from orchestration.generate.common import dumps
@@ -76,7 +78,7 @@ def render(records: list[dict], fmt: str, chunk_size: int) -> list[bytes]:
     return pieces
 
 
-class FakeAltis:
+class FakeAltis(LoopbackServer):
     def __init__(self, user: str = USER, password: str = PASSWORD, hang_seconds: float = 3.0):
         self.user, self.password, self.hang_seconds = user, password, hang_seconds
         self.days: dict[str, list[dict]] = {}
@@ -86,22 +88,11 @@ class FakeAltis:
         self._fail_next: list[int] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "FakeAltis":
-        self.thread.start()
-        return self
+        self._serve()
 
     def __exit__(self, *exc) -> None:
         self._closing.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*exc)
 
     def set_day(self, day: str, recs: list[dict]) -> None:
         self.days[day] = recs

@@ -23,9 +23,11 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from loopback import LoopbackServer
 
 from orchestration.generate import atomic as gen
 
@@ -48,7 +50,7 @@ def _ceil(t: datetime) -> datetime:
     return _floor(t) if _floor(t) == t else _floor(t) + HOUR
 
 
-class FakeAtomic:
+class FakeAtomic(LoopbackServer):
     def __init__(self, token: str, environment_id: str = "env-1", now: datetime | None = None, url_ttl: float = 900,
                  retention_days: int = 30):
         self.token, self.environment_id, self.url_ttl = token, environment_id, url_ttl
@@ -63,21 +65,10 @@ class FakeAtomic:
         self._rendered: dict[tuple[str, str, str], bytes] = {}
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-atomic-")
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "FakeAtomic":
-        self.thread.start()
-        return self
+        self._serve()
 
     def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*exc)
         self._tmp.cleanup()
 
     # --- what the vendor holds -----------------------------------------------------------------
