@@ -10,8 +10,10 @@ $(UV):
 	python3 -m venv $(BOOT)
 	$(BOOT)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode compiled at install: every process (dbt's included) starts without compiling its imports,
+# which it cannot cache where PYTHONDONTWRITEBYTECODE is set.
 install: $(UV)  ## the pinned environment, from uv.lock
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	@mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n' > $(DAGSTER_HOME)/dagster.yaml
 
 # datacontract-cli in its own environment (its dependencies clash with ours), pinned by its own uv.lock.
@@ -20,7 +22,7 @@ DATACONTRACT_ENV := .venv-datacontract
 DATACONTRACT := $(DATACONTRACT_ENV)/bin/datacontract
 
 $(DATACONTRACT): $(DATACONTRACT_DIR)/pyproject.toml $(DATACONTRACT_DIR)/uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(DATACONTRACT_ENV) $(UV) sync --frozen --quiet --project $(DATACONTRACT_DIR)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(DATACONTRACT_ENV) $(UV) sync --frozen --quiet --compile-bytecode --project $(DATACONTRACT_DIR)
 	@touch $@
 
 datacontract: $(DATACONTRACT)  ## datacontract-cli (the ODCS tool) in .venv-datacontract, from data_contracts/datacontract-cli/uv.lock

@@ -13,6 +13,7 @@ DEMO_START = "2026-01-05T00"
 DEMO_HOURS = 24
 TABLES_QUERY = ("select schema_name || '.' || table_name as relation, estimated_size as rows from duckdb_tables() "
                 "order by schema_name = 'marts' desc, 1")
+BACKFILL = ".venv/bin/python -m orchestration backfill"
 DEMO_QUERY = 'make sql Q="select source, count(*) as sessions from marts.fct_sessions group by 1 order by 1"'
 
 
@@ -176,27 +177,35 @@ def cmd_pull(args: argparse.Namespace) -> int:
             except AtomicApiError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-            rows = [[key, len(h.written), len(h.already_there), "yes" if h.empty else "", "yes" if h.not_processed else "",
-                     h.expired_retried, "yes" if h.expired_left else "", "yes" if h.too_old else ""]
-                    for key, h in sorted(report.hours.items())]
-            _print_table(["batch_key", "written", "already_there", "empty", "not_ready", "expired_retried",
-                          "left_expired", "too_old"], rows)
+            rows = [[key, len(h.written), h.bytes_written, len(h.already_there), "yes" if h.empty else "",
+                     "yes" if h.not_processed else "", h.expired_retried, "yes" if h.expired_left else "",
+                     "yes" if h.too_old else "", h.failed] for key, h in sorted(report.hours.items())]
+            _print_table(["batch_key", "written", "bytes", "already_there", "empty", "not_ready", "expired_retried",
+                          "left_expired", "too_old", "failed"], rows)
             print(report.summary())
-            return 1 if report.keys("expired_left") or report.keys("too_old") else 0
+            if report.written:
+                print(f"next, land them: {BACKFILL} --start {args.start} --end {args.end} --sources atomic")
+            return 1 if report.keys("failed") or report.keys("expired_left") or report.keys("too_old") else 0
         from orchestration.pullers.altis import AltisApiError, AltisNotConfigured, pull_altis
 
         first, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
-        failed = 0
+        failed = written = 0
         for n in range((end - first).days):
             day = first + timedelta(days=n)
             try:
-                print(pull_altis(settings, store, day).summary())
+                report = pull_altis(settings, store, day)
             except AltisNotConfigured as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             except AltisApiError as exc:
                 failed += 1
                 print(f"FAILED altis {day}: {exc}")
+                continue
+            written += report.written
+            print(report.summary())
+        if written:  # the file of day D arrives at D+1 00 (the layout's arrivalShiftHours)
+            print(f"next, land them: {BACKFILL} --start {first + timedelta(days=1):%Y-%m-%d}T00 "
+                  f"--end {end:%Y-%m-%d}T01 --sources altis")
         return 1 if failed else 0
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The Altis puller against a fake of Altis's analytics events API on loopback (tests/fake_altis.py):
+"""The Altis puller against a fake of Altis's analytics events API on loopback (fake_vendors/altis.py):
 every rule of the vendor document through the real HTTP client; the daily file lands where
 `altis_landed` reads it, under the arrival hour the day ended."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from fake_altis import PASSWORD, USER, FakeAltis, records
+from fake_vendors.altis import PASSWORD, USER, FakeAltis, records
 
 from orchestration.definitions import build_definitions
 from orchestration.pullers.altis import AltisApiError, AltisConfig, AltisNotConfigured, pull_altis
@@ -115,6 +115,13 @@ def test_when_every_chunk_size_fails_the_day_fails_clearly_and_the_old_file_stay
     assert PASSWORD not in message and PASSWORD not in caplog.text
     assert (tmp_path / "altis" / f"{DAY}.json").read_bytes() == before
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != f"{DAY}.json"]  # nothing staged left
+
+
+def test_a_site_that_cannot_be_reached_fails_at_once_not_at_smaller_chunk_sizes(tmp_path: Path):
+    closed = AltisConfig(site_url="http://127.0.0.1:9", username=USER, app_password=PASSWORD, retries=1, backoff=0.01)
+    with pytest.raises(AltisApiError, match=r"could not be reached: ConnectionError") as err:
+        pull_altis(closed, LocalStore(str(tmp_path)), DAY, now=NOW)
+    assert "chunk_size" not in str(err.value) and PASSWORD not in str(err.value)
 
 
 def test_a_repull_keeps_an_unchanged_file_and_replaces_a_changed_one(fake, tmp_path: Path):

@@ -1,4 +1,4 @@
-"""The Atomic puller against a fake of Atomic's batched analytics API on loopback (tests/fake_atomic.py):
+"""The Atomic puller against a fake of Atomic's batched analytics API on loopback (fake_vendors/atomic.py):
 every rule of the vendor document, through the real HTTP client; files land where `atomic_landed` reads them."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from fake_atomic import TOKEN, FakeAtomic, records
+from fake_vendors.atomic import TOKEN, FakeAtomic, records
 
 from orchestration.assets.ingestion import build_ingestion_assets
 from orchestration.partitions import arrival_hour_partitions, event_hour_partitions
-from orchestration.pullers.atomic import (AtomicApiError, AtomicClient, AtomicConfig, AtomicNotConfigured,
-                                          empty_marker, pull_atomic)
+from orchestration.pullers.atomic import (AtomicApiError, AtomicClient, AtomicConfig, AtomicNotConfigured, HourPull,
+                                          _Failed, empty_marker, pull_atomic)
 from orchestration.resources import StorageResource, s3_resource
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store
@@ -103,17 +103,64 @@ def test_from_is_rounded_down_and_to_up_and_keys_are_the_hours_ended(fake):
     assert too_long.status_code == 400 and "30 days" in too_long.text
 
 
-def test_a_download_broken_off_leaves_nothing_and_the_next_pull_fetches_it(fake, tmp_path: Path):
+def test_a_download_broken_off_is_asked_again_and_leaves_nothing_behind(fake, tmp_path: Path):
     fake.add_batch("2026-02-20T07", {"big": records("2026-02-20T07", 50, "k")})
     landing = LocalStore(str(tmp_path))
-    fake.truncate_next(1)
-    with pytest.raises(AtomicApiError, match="broke off") as broken:
-        pull_atomic(config(fake, retries=0), landing, hour("2026-02-20T07"), hour("2026-02-20T08"), NOW)
-    assert "signature" not in str(broken.value)
+    fake.truncate_next(2)
+    report = pull_atomic(config(fake, retries=1), landing, hour("2026-02-20T07"), hour("2026-02-20T08"), NOW)
+    assert report.written == [] and "broke off 2 times" in report.failures["2026-02-20T07"]
+    assert "signature" not in report.summary()
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial file, no staging left
+    fake.truncate_next(1)  # the connection drops mid-file once: asked again, the run goes on
     report = pull_atomic(config(fake), landing, hour("2026-02-20T07"), hour("2026-02-20T08"), NOW)
-    assert report.written == ["atomic/2026-02-20T07/big.ndjson"]
+    assert report.written == ["atomic/2026-02-20T07/big.ndjson"] and report.retries == 1 and not report.failures
     assert len(landing.read_bytes(report.written[0]).splitlines()) == 50
+    assert report.metadata()["bytes_written"] == (tmp_path / "atomic/2026-02-20T07/big.ndjson").stat().st_size
+
+
+def test_a_429_waits_as_retry_after_says_and_a_500_is_asked_again(fake, tmp_path: Path):
+    fake.add_batch("2026-02-20T05", {"a": records("2026-02-20T05", 2, "r")})
+    fake.fail_next(1, 429, retry_after=1)  # the backoff alone would wait 0.01 s
+    fake.fail_downloads_next(1, 500)
+    report = pull_atomic(config(fake), LocalStore(str(tmp_path)), hour("2026-02-20T05"), hour("2026-02-20T06"), NOW)
+    assert report.written == ["atomic/2026-02-20T05/a.ndjson"]
+    first, second = fake.request_times
+    assert second - first >= 1.0  # Retry-After honoured
+    assert [s for _, s in fake.downloads] == [500, 200]
+    assert report.retries == 2 and report.metadata()["retries"] == 2
+
+
+def test_an_hour_that_cannot_be_downloaded_fails_alone(fake, tmp_path: Path, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3's own lines too: they name no signature
+    for key, n in (("2026-02-20T01", 1), ("2026-02-20T02", 2)):
+        fake.add_batch(key, {f"f{n}": records(key, n, "x")})
+    fake.fail_downloads_next(3, 503)  # the first hour's file: every attempt
+    report = pull_atomic(config(fake, retries=2, max_downloads=1), LocalStore(str(tmp_path)),
+                         hour("2026-02-20T01"), hour("2026-02-20T03"), NOW)
+    assert report.failures == {"2026-02-20T01": f"{fake.base_url}/files/env-1/2026-02-20T01/f1.ndjson answered HTTP 503"}
+    assert report.written == ["atomic/2026-02-20T02/f2.ndjson"]
+    assert report.metadata()["hours_failed"] == ["2026-02-20T01"]
+    assert "Incremented Retry" in caplog.text and "signature=" not in caplog.text and "expires=" not in caplog.text
+
+    # a file listed, then gone from the vendor (404): that hour fails too, not asked again in this pull
+    fake.add_batch("2026-02-20T03", {"gone": records("2026-02-20T03", 1, "y")})
+    client = AtomicClient(config(fake))
+    answer = client.batched(hour("2026-02-20T02"), hour("2026-02-20T03"))
+    fake.batches["2026-02-20T03"] = []
+    hour_pull = HourPull()
+    with pytest.raises(_Failed, match="gone.ndjson answered HTTP 404"):
+        client.download(answer["2026-02-20T03"][0], LocalStore(str(tmp_path)), "atomic/2026-02-20T03/gone.ndjson", hour_pull)
+    client.close()
+    assert hour_pull.retries == 0 and not (tmp_path / "atomic/2026-02-20T03").exists()
+
+
+def test_downloads_run_at_most_max_downloads_at_once(fake, tmp_path: Path):
+    keys = [f"2026-02-20T{h:02d}" for h in range(1, 7)]
+    for key in keys:
+        fake.add_batch(key, {"p": records(key, 1, "c")})
+    fake.download_delay = 0.2
+    report = pull_atomic(config(fake, max_downloads=2), LocalStore(str(tmp_path)), hour(keys[0]), hour("2026-02-20T07"), NOW)
+    assert len(report.written) == 6 and fake.most_in_flight == 2
 
 
 def test_files_land_in_an_s3_landing_store(fake, s3_env):
@@ -168,9 +215,10 @@ def test_an_empty_hour_is_recorded_and_not_asked_again_an_absent_hour_is(fake, t
     report = pull_atomic(config(fake), landing, hour("2026-02-20T10"), hour("2026-02-20T12"), NOW)
     assert report.keys("empty") == ["2026-02-20T10"] and report.keys("not_processed") == ["2026-02-20T11"]
     assert landing.exists(empty_marker("2026-02-20T10"))
-    assert report.metadata() == {"files_written": 0, "files_already_there": 0, "empty_hours": ["2026-02-20T10"],
-                                 "not_processed_hours": ["2026-02-20T11"], "expired_retried": 0,
-                                 "expired_left_hours": [], "too_old_hours": [], "api_requests": 1}
+    assert report.metadata() == {"hours_asked": 2, "hours_empty": ["2026-02-20T10"], "hours_not_ready": ["2026-02-20T11"],
+                                 "hours_failed": [], "hours_left_expired": [], "hours_too_old": [], "files_written": 0,
+                                 "bytes_written": 0, "files_already_there": 0, "expired_asked_again": 0, "retries": 0,
+                                 "api_requests": 1}
     assert not landing.list("atomic/")  # no file, and nothing the landed asset would read
     fake.add_batch("2026-02-20T11", {"late": records("2026-02-20T11", 2, "i")})
     again = pull_atomic(config(fake), landing, hour("2026-02-20T10"), hour("2026-02-20T12"), NOW)
@@ -206,5 +254,4 @@ def test_the_token_is_in_no_error_log_or_repr_and_missing_settings_are_named(fak
                     LocalStore(str(tmp_path)), hour("2026-02-20T04"), hour("2026-02-20T05"), NOW)
     texts += [str(unreachable.value), repr(unreachable.value), caplog.text]
     assert all(TOKEN not in t and TOKEN[::-1] not in t for t in texts)
-    # our own lines name file URLs without their signature (urllib3's DEBUG lines are its own)
-    assert not [r for r in caplog.records if r.name.startswith("orchestration") and "signature=" in r.getMessage()]
+    assert "signature=" not in caplog.text  # file URLs are named without their signature, urllib3's lines too

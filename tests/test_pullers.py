@@ -1,12 +1,12 @@
 """The puller assets in the code location: `atomic_export_files` pulls Atomic's batches into the
-landing area (a fake Atomic on loopback, tests/fake_atomic.py), upstream of `atomic_landed`."""
+landing area (a fake Atomic on loopback, fake_vendors/atomic.py), upstream of `atomic_landed`."""
 
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-from fake_atomic import TOKEN, FakeAtomic, records
+from fake_vendors.atomic import TOKEN, FakeAtomic, records
 
 from orchestration.definitions import build_definitions
 from orchestration.partitions import range_tags
@@ -37,7 +37,10 @@ def test_the_pull_asset_fills_the_landing_hours_that_atomic_landed_then_lands(tm
     assert pulled.success
     by_hour = {e.partition: e.event_specific_data.materialization.metadata for e in pulled.get_asset_materialization_events()}
     assert by_hour[format_hour(first)]["files_written"].value == 1
+    written = tmp_path / "landing" / "atomic" / format_hour(first) / "part-0.ndjson"
+    assert by_hour[format_hour(first)]["bytes_written"].value == written.stat().st_size
     assert by_hour[format_hour(second)]["empty"].value is True
+    assert by_hour[format_hour(second)]["pull_hours_asked"].value == 2  # the run's ledger, on each partition
     assert (tmp_path / "landing" / "atomic" / format_hour(first) / "part-0.ndjson").exists()
     landed = dg.materialize(list(defs.assets), selection=[dg.AssetKey("atomic_landed")], resources=defs.resources,
                             tags=tags, instance=dg.DagsterInstance.ephemeral())
@@ -45,6 +48,25 @@ def test_the_pull_asset_fills_the_landing_hours_that_atomic_landed_then_lands(tm
     rows = {e.partition: e.event_specific_data.materialization.metadata["rows_landed"].value
             for e in landed.get_asset_materialization_events()}
     assert rows == {format_hour(first): 4, format_hour(second): 0}
+
+
+def test_an_hour_that_cannot_be_pulled_fails_the_run_naming_it_and_the_others_land(tmp_path: Path):
+    now = datetime.now(UTC)
+    first, second = (now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=h) for h in (3, 2))
+    with FakeAtomic(TOKEN, "env-1", now=now) as fake:
+        for key in (first, second):
+            fake.add_batch(format_hour(key), {"part-0": records(format_hour(key), 2, "f")})
+        fake.fail_downloads_next(1, 404)  # the first file asked is gone at the vendor (a 404 is not retried)
+        defs = build_definitions(settings_for(tmp_path, fake))
+        result = dg.materialize(list(defs.assets), selection=[dg.AssetKey("atomic_export_files")],
+                                resources=defs.resources, tags=range_tags(format_hour(first), format_hour(second)),
+                                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    data = failure.step_failure_data.user_failure_data
+    assert "1 hours could not be pulled" in data.description and "answered HTTP 404" in data.description
+    assert data.metadata["files_written"].value == 1 and len(data.metadata["hours_failed"].value) == 1
+    assert len(list((tmp_path / "landing" / "atomic").rglob("*.ndjson"))) == 1  # the other hour's file, to land
 
 
 def test_without_credentials_the_pull_says_what_is_missing_and_its_schedule_stays_off(tmp_path: Path):
@@ -73,8 +95,8 @@ def test_the_hourly_pull_asks_for_the_three_hours_that_ended(tmp_path: Path):
 
 
 def test_the_pull_command_prints_its_ledger_and_fails_only_on_what_could_not_be_pulled(tmp_path: Path, monkeypatch, capsys):
-    from fake_altis import PASSWORD, USER, FakeAltis
-    from fake_altis import records as altis_records
+    from fake_vendors.altis import PASSWORD, USER, FakeAltis
+    from fake_vendors.altis import records as altis_records
 
     from orchestration.cli import main
 
@@ -102,10 +124,15 @@ def test_the_pull_command_prints_its_ledger_and_fails_only_on_what_could_not_be_
         # the hour that just ended is not ready yet: reported, not an error
         pulled = pull(f"atomic --start {first} --end {format_hour(hour)}")
         days = pull(f"altis --start {day} --end {day + timedelta(days=1)}")
+        gone = format_hour(hour - timedelta(hours=1))
+        atomic.add_batch(gone, {"gone": records(gone, 1, "g")})
+        atomic.fail_downloads_next(50, 404)
+        failed = pull(f"atomic --start {gone} --end {format_hour(hour)}")
+    assert failed[0] == 1 and "answered HTTP 404" in failed[1] and "1 hours failed" in failed[1]
     assert pulled[0] == 0, pulled[1]
     assert "1 files written" in pulled[1] and "batch_key" in pulled[1]
     assert (tmp_path / "landing" / "atomic" / first / "part-0.ndjson").exists()
     assert days[0] == 0, days[1]
     assert (tmp_path / "landing" / "altis" / f"{day}.json").exists()
-    for _, out in (missing, pulled, days):
+    for _, out in (missing, pulled, days, failed):
         assert TOKEN not in out and PASSWORD not in out

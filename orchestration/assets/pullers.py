@@ -2,8 +2,6 @@
 the files a puller copied from the vendor's API into the landing area, by the hour they arrived
 (the lineage reads vendor API → export files → landed → events → marts)."""
 
-from dataclasses import asdict
-
 import dagster as dg
 
 from orchestration.contracts import SourceContract
@@ -36,12 +34,12 @@ def build_atomic_export_files(contract: SourceContract, arrival_partitions: dg.P
             report = pull_atomic(config, landing.store(), start, end, logger=context.log)
         except (AtomicNotConfigured, AtomicApiError) as exc:  # their messages never hold the token
             raise dg.Failure(description=str(exc)) from None
-        for key, hour in report.hours.items():  # each hour's own outcome, in the UI's partition view
-            pulled = asdict(hour)
-            context.add_asset_metadata({
-                "files_written": len(pulled["written"]), "files_already_there": len(pulled["already_there"]),
-                "empty": pulled["empty"], "not_processed_yet": pulled["not_processed"],
-                "expired_retried": pulled["expired_retried"], "too_old": pulled["too_old"]}, partition_key=key)
+        if report.failures:  # the files of the other hours are written and land all the same
+            raise dg.Failure(description=f"atomic: {len(report.failures)} hours could not be pulled, the next pull "
+                                         f"asks again: {report.summary()}", metadata=report.metadata())
+        run_ledger = {f"pull_{k}": len(v) if isinstance(v, list) else v for k, v in report.metadata().items()}
+        for key in report.hours:  # each hour's own outcome, and the run's counts, in the UI's partition view
+            context.add_asset_metadata({**report.metadata_of(key), **run_ledger}, partition_key=key)
         context.log.info(f"atomic: {report.summary()}")
         return dg.MaterializeResult()
 

@@ -158,7 +158,10 @@ def _visit(start_ts: datetime, end: datetime, endpoint: dict, rng: random.Random
 
 
 
-def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> GenerationSummary:
+def generate(out: Path, start: datetime, hours: int, rng: random.Random,
+             daily_format: str | None = None) -> GenerationSummary:
+    """Batches for the arrival hours `start … start+hours-1`, and a daily file for each day wholly
+    inside them (CSV and JSON on alternate days, or all in `daily_format`)."""
     summary = GenerationSummary(source=SOURCE)
     hrs = hour_list(start, hours)
     if not hrs:
@@ -228,7 +231,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
         records = [e.record for e in sorted(sound, key=lambda e: e.ts)
                    if day <= e.ts < day + DAY and e.record["arrival_timestamp"] < pulled]
         path = out / SOURCE / f"{day:%Y-%m-%d}"
-        if day.toordinal() % 2 == 0:
+        if (daily_format or ("csv" if day.toordinal() % 2 == 0 else "json")) == "csv":
             summary.malformed += _write_csv(path.with_suffix(".csv"), records, rng)
         else:
             path.with_suffix(".json").write_text("[\n" + ",\n".join(dumps(r) for r in records) + "\n]\n")

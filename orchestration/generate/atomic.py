@@ -686,14 +686,16 @@ def _malformed_line(rng: random.Random) -> str:
     ))
 
 
-def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> GenerationSummary:
-    """Write the Atomic batches for the arrival hours `start+1h … start+hours` under `out/atomic/`."""
+def generate(out: Path, start: datetime, hours: int, rng: random.Random,
+             formats: tuple[str, ...] = FORMATS) -> GenerationSummary:
+    """Write the Atomic batches for the arrival hours `start+1h … start+hours` under `out/atomic/`,
+    the files taking the `formats` in turn."""
     summary = GenerationSummary(source=SOURCE)
     if hours <= 0:
         return summary
     start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     event_hours = hour_range(start, hours)
-    first, last = start + HOUR, start + hours * HOUR
+    last = start + hours * HOUR
     batch_keys = [h + HOUR for h in event_hours]
 
     world = _World(rng, start, last)
@@ -782,7 +784,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
             continue  # the vendor lists no file for an hour without events
         folder = root / f"{key:%Y-%m-%dT%H}"
         for j, chunk in enumerate(chunks):
-            fmt = FORMATS[file_no % len(FORMATS)]
+            fmt = formats[file_no % len(formats)]
             file_no += 1
             items: list[dict | str] = list(chunk)
             if fmt == "ndjson" and (not malformed_placed or rng.random() < 0.3):

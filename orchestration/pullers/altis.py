@@ -27,10 +27,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from orchestration.pullers.atomic import CHUNK_BYTES, write_stream
+from orchestration.pullers.http import CHUNK_BYTES, refused, safe_url, session, write_stream
 from orchestration.settings import ALTIS_FORMATS, Settings
 from orchestration.storage import Store
 
@@ -126,19 +124,6 @@ def _day(day: date | datetime | str) -> date:
     return day
 
 
-def _session(config: AltisConfig) -> requests.Session:
-    session = requests.Session()
-    # read=0: a read timeout is answered by a smaller chunk size, not by the same request again
-    retry = Retry(total=config.retries, connect=config.retries, read=0, status=config.retries,
-                  backoff_factor=config.backoff, status_forcelist=(429, 500, 502, 503, 504),
-                  allowed_methods=frozenset({"GET"}), respect_retry_after_header=True, raise_on_status=False)
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.auth = (config.username, config.app_password)
-    return session
-
-
 def _hash_existing(store: Store, key: str) -> str | None:
     if not store.exists(key):
         return None
@@ -169,14 +154,15 @@ def pull_altis(config: AltisConfig | Settings, store: Store, day: date | datetim
     url = f"{config.site_url}/wp-json/analytics/v1/events/{day.isoformat()}"
     staging = f"{STAGING_PREFIX}/.staging-{day.isoformat()}.{config.format}-{uuid.uuid4().hex}"
     store.sweep_leftovers(f"{STAGING_PREFIX}/.staging-", LEFTOVER_AGE)  # what a killed pull left
-    session = _session(config)
+    # read=0: a read timeout is answered by a smaller chunk size, not by the same request again
+    http = session(config.retries, config.backoff, read_retries=0, basic=(config.username, config.app_password))
     try:
         failures = []
         for size in config.chunk_sizes():
             report.chunk_sizes_tried.append(size)
             digest, count = hashlib.sha256(), [0]
             try:
-                _fetch(session, config, url, day, size, store, staging, digest, count)
+                _fetch(http, config, url, day, size, store, staging, digest, count)
             except _Broken as exc:
                 failures.append(f"chunk_size {size}: {exc}")
                 logger.warning(f"altis {day}: the export with chunk_size {size} {exc}; "
@@ -198,19 +184,19 @@ def pull_altis(config: AltisConfig | Settings, store: Store, day: date | datetim
         store.delete([staging])
         raise
     finally:
-        session.close()
+        http.close()
     logger.info(report.summary())
     return report
 
 
-def _fetch(session: requests.Session, config: AltisConfig, url: str, day: date, size: int, store: Store,
+def _fetch(http: requests.Session, config: AltisConfig, url: str, day: date, size: int, store: Store,
            staging: str, digest: Any, count: list[int]) -> None:
     try:
-        resp = session.get(url, params={"format": config.format, "chunk_size": size}, stream=True, timeout=config.timeout)
-    except (requests.Timeout, requests.ConnectionError) as exc:
-        raise _Broken(f"got no answer ({type(exc).__name__})") from None
+        resp = http.get(url, params={"format": config.format, "chunk_size": size}, stream=True, timeout=config.timeout)
     except requests.RequestException as exc:
-        raise AltisApiError(f"Altis's API at {url} could not be reached: {type(exc).__name__}") from None
+        if refused(exc) or not isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+            raise AltisApiError(f"Altis's API at {safe_url(url)} could not be reached: {type(exc).__name__}") from None
+        raise _Broken(f"got no answer ({type(exc).__name__})") from None
     with resp:
         if resp.status_code in (401, 403):
             raise AltisApiError(f"Altis refused the credentials of user {config.username!r} (HTTP {resp.status_code}) "

@@ -25,22 +25,22 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from orchestration.pullers.http import CHUNK_BYTES, retries_of, safe_url, session, write_stream
 from orchestration.settings import ATOMIC_FORMATS, Settings, format_hour
-from orchestration.storage import S3Store, Store
+from orchestration.storage import Store
 
 UTC = timezone.utc
 HOUR = timedelta(hours=1)
 MAX_RANGE = timedelta(days=30)  # per request, and how long Atomic keeps batches
-CHUNK_BYTES = 1024 * 1024
 EXPIRED_STATUSES = (400, 403, 410)  # what an expired pre-signed URL answers (S3: 403 AccessDenied)
 EXPIRED_ROUNDS = 3  # fresh URLs asked for an hour whose download expired, then left for the next pull
 TIMEOUT = (10, 60)  # connect, read (seconds, per attempt)
@@ -64,9 +64,10 @@ class AtomicConfig:
     environment_id: str
     token: str = field(repr=False)
     format: str = "ndjson"
-    retries: int = 5  # per request, after the first attempt (connection errors, 429, 5xx)
-    backoff: float = 0.5  # seconds: backoff * 2^n between attempts
+    retries: int = 5  # per request, after the first attempt (connection errors, 429, 5xx, a download broken off)
+    backoff: float = 0.5  # seconds: backoff * 2^n between attempts (a Retry-After is honoured instead)
     retention_days: int = 30  # how long Atomic keeps batches (the vendor document: 30 days)
+    max_downloads: int = 4  # hours downloaded at once
 
     def __post_init__(self) -> None:
         if self.format not in ATOMIC_FORMATS:
@@ -100,34 +101,16 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def safe_url(url: str) -> str:
-    """A URL without its query and fragment (a pre-signed URL's signature stays out of messages)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _session(retries: int, backoff: float, auth: str | None) -> requests.Session:
-    session = requests.Session()
-    retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
-                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
-                  respect_retry_after_header=True, raise_on_status=False)
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    if auth:
-        session.headers["Authorization"] = f"Bearer {auth}"
-    return session
-
-
 class AtomicClient:
     """The batched analytics endpoint, and the downloads of its pre-signed URLs (a second session
-    without the token: it is for Atomic's API only)."""
+    without the token: it is for Atomic's API only). Safe to share between download threads."""
 
     def __init__(self, config: AtomicConfig):
         self.config = config
-        self.api = _session(config.retries, config.backoff, config.token)
-        self.files = _session(config.retries, config.backoff, None)
-        self.requests = 0
+        self.api = session(config.retries, config.backoff, bearer=config.token)
+        self.files = session(config.retries, config.backoff, pool=config.max_downloads)
+        self.requests = self.retries = 0
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"AtomicClient({self.config.base_url!r}, environment {self.config.environment_id!r})"
@@ -136,18 +119,24 @@ class AtomicClient:
         self.api.close()
         self.files.close()
 
+    def count(self, requests_: int = 0, retries: int = 0) -> None:
+        with self._lock:
+            self.requests += requests_
+            self.retries += retries
+
     def batched(self, start: datetime, end: datetime) -> dict[str, list[str]]:
         """The batches of (floor(start), ceil(end)]: batch key -> file URLs (at most 30 days)."""
         start, end = floor_hour(start), ceil_hour(end)
         if end - start > MAX_RANGE:
             raise ValueError(f"Atomic answers at most 30 days per request, asked {_iso(start)} .. {_iso(end)}")
         url = f"{self.config.base_url}/v1/{self.config.environment_id}/analytics/batched"
-        self.requests += 1
         try:
             resp = self.api.get(url, params={"from": _iso(start), "to": _iso(end), "format": self.config.format},
                                 timeout=TIMEOUT)
         except requests.RequestException as exc:
+            self.count(1, self.config.retries)
             raise AtomicApiError(f"Atomic's API at {safe_url(url)} could not be reached: {type(exc).__name__}") from None
+        self.count(1, retries_of(resp))
         if resp.status_code == 401 or resp.status_code == 403:
             raise AtomicApiError(f"Atomic's API refused the token (HTTP {resp.status_code}) for environment "
                                  f"{self.config.environment_id}: check ATOMIC_API_TOKEN")
@@ -159,12 +148,31 @@ class AtomicClient:
             raise AtomicApiError("Atomic's API answered without a `data` object")
         return {str(k): list(v or []) for k, v in data.items()}
 
-    def download(self, url: str) -> requests.Response:
-        """A streaming GET of a pre-signed URL (the caller closes it); status left to the caller."""
-        try:
-            return self.files.get(url, stream=True, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise AtomicApiError(f"downloading {safe_url(url)} failed: {type(exc).__name__}") from None
+    def download(self, url: str, store: Store, target: str, hour: "HourPull") -> int | None:
+        """Stream a pre-signed URL into `target`: its bytes, or None when the URL has expired. A
+        download broken off is asked again (nothing of it was published); _Failed when it cannot be had."""
+        for attempt in range(self.config.retries + 1):
+            hour.retries += attempt > 0
+            try:
+                resp = self.files.get(url, stream=True, timeout=TIMEOUT)
+            except requests.RequestException as exc:
+                hour.retries += self.config.retries
+                raise _Failed(f"{safe_url(url)} could not be downloaded: {type(exc).__name__}") from None
+            with resp:
+                hour.retries += retries_of(resp)
+                if resp.status_code in EXPIRED_STATUSES:
+                    return None
+                if resp.status_code != 200:
+                    raise _Failed(f"{safe_url(url)} answered HTTP {resp.status_code}")
+                try:
+                    return write_stream(store, target, resp.iter_content(CHUNK_BYTES))
+                except requests.RequestException as exc:  # broke off: nothing was published
+                    error = type(exc).__name__
+        raise _Failed(f"{safe_url(url)} broke off {self.config.retries + 1} times ({error}); nothing of it was written")
+
+
+class _Failed(Exception):
+    """A file of an hour that could not be downloaded (not expired): the hour fails, the others go on."""
 
 
 @dataclass
@@ -173,17 +181,21 @@ class HourPull:
 
     written: list[str] = field(default_factory=list)
     already_there: list[str] = field(default_factory=list)
+    bytes_written: int = 0
     empty: bool = False
     not_processed: bool = False
     expired_retried: int = 0  # downloads that expired and were asked again
     expired_left: list[str] = field(default_factory=list)  # still expired after the retries: next pull
     too_old: bool = False
+    retries: int = 0  # downloads asked again (connection errors, 429, 5xx, broken off)
+    failed: str = ""  # why the hour could not be pulled (the next pull asks again)
 
 
 @dataclass
 class PullReport:
     hours: dict[str, HourPull] = field(default_factory=dict)
     requests: int = 0
+    api_retries: int = 0
     messages: list[str] = field(default_factory=list)
 
     def keys(self, what: str) -> list[str]:
@@ -197,21 +209,41 @@ class PullReport:
     def already_there(self) -> list[str]:
         return sorted(key for h in self.hours.values() for key in h.already_there)
 
+    @property
+    def retries(self) -> int:
+        return self.api_retries + sum(h.retries for h in self.hours.values())
+
+    def metadata_of(self, key: str) -> dict[str, Any]:
+        """One batch key's own outcome, for its partition."""
+        h = self.hours[key]
+        return {"files_written": len(h.written), "bytes_written": h.bytes_written,
+                "files_already_there": len(h.already_there), "empty": h.empty, "not_ready": h.not_processed,
+                "expired_asked_again": h.expired_retried, "too_old": h.too_old, "retries": h.retries}
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {k: self.hours[k].failed for k in self.keys("failed")}
+
     def metadata(self) -> dict[str, Any]:
-        """Counts and batch keys for run metadata (no URL, no token)."""
-        return {"files_written": len(self.written), "files_already_there": len(self.already_there),
-                "empty_hours": self.keys("empty"), "not_processed_hours": self.keys("not_processed"),
-                "expired_retried": sum(h.expired_retried for h in self.hours.values()),
-                "expired_left_hours": self.keys("expired_left"), "too_old_hours": self.keys("too_old"),
-                "api_requests": self.requests}
+        """The ledger for run metadata (counts and batch keys: no URL, no token)."""
+        return {"hours_asked": len(self.hours), "hours_empty": self.keys("empty"),
+                "hours_not_ready": self.keys("not_processed"), "hours_failed": self.keys("failed"),
+                "hours_left_expired": self.keys("expired_left"), "hours_too_old": self.keys("too_old"),
+                "files_written": len(self.written), "bytes_written": sum(h.bytes_written for h in self.hours.values()),
+                "files_already_there": len(self.already_there),
+                "expired_asked_again": sum(h.expired_retried for h in self.hours.values()),
+                "retries": self.retries, "api_requests": self.requests}
 
     def summary(self) -> str:
-        parts = [f"{len(self.written)} files written", f"{len(self.already_there)} already there",
-                 f"{len(self.keys('empty'))} empty hours", f"{len(self.keys('not_processed'))} hours not processed yet",
-                 f"{sum(h.expired_retried for h in self.hours.values())} expired downloads asked again",
-                 f"{len(self.keys('expired_left'))} hours left expired", f"{len(self.keys('too_old'))} hours too old",
-                 f"{self.requests} API requests"]
-        return "; ".join(parts) + "".join(f". {m}" for m in self.messages)
+        m = self.metadata()
+        parts = [f"{m['hours_asked']} hours asked", f"{m['files_written']} files written ({m['bytes_written']} bytes)",
+                 f"{m['files_already_there']} already there", f"{len(m['hours_empty'])} empty hours",
+                 f"{len(m['hours_not_ready'])} hours not ready yet", f"{len(m['hours_failed'])} hours failed",
+                 f"{m['expired_asked_again']} expired downloads asked again",
+                 f"{len(m['hours_left_expired'])} hours left expired", f"{len(m['hours_too_old'])} hours too old",
+                 f"{m['retries']} retries", f"{m['api_requests']} API requests"]
+        failed = "".join(f". {k} failed: {why}" for k, why in self.failures.items())
+        return "; ".join(parts) + "".join(f". {m}" for m in self.messages) + failed
 
 
 def landing_key(batch_key: str, url: str, fmt: str) -> str:
@@ -225,50 +257,6 @@ def empty_marker(batch_key: str) -> str:
     return f"{EMPTY_PREFIX}/{batch_key}.empty"
 
 
-class _Reader:
-    """A readable, non-seekable view of a chunk iterator: boto's upload_fileobj reads it part by part
-    (multipart past 8 MiB), so memory stays bounded by a part."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self.chunks, self.buffer = chunks, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                break
-            self.buffer += chunk
-        if size < 0:
-            out, self.buffer = self.buffer, b""
-        else:
-            out, self.buffer = self.buffer[:size], self.buffer[size:]
-        return out
-
-
-def write_stream(store: Store, key: str, chunks: Iterator[bytes]) -> None:
-    """Write `chunks` to `key` atomically: an S3 upload (the object appears whole), or a staging
-    file in the same folder moved into place."""
-    if isinstance(store, S3Store):
-        store.client.upload_fileobj(_Reader(chunks), store.bucket, store.prefix + key)
-        return
-    staging = store.staging_key(key)
-    store.prepare(staging)
-    try:
-        with open(store.uri(staging), "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        store.publish(staging, key)
-    except BaseException:
-        store.delete([staging])
-        raise
-
-
 def _batch_keys(first: datetime, last_exclusive: datetime) -> list[datetime]:
     out, h = [], floor_hour(first)
     while h < last_exclusive:
@@ -279,7 +267,9 @@ def _batch_keys(first: datetime, last_exclusive: datetime) -> list[datetime]:
 
 def pull_atomic(config: AtomicConfig | Settings, store: Store, first_hour: datetime, last_hour_exclusive: datetime,
                 now: datetime | None = None, logger: Any = None) -> PullReport:
-    """Pull the batch keys `first_hour` .. `last_hour_exclusive` (hours ended, UTC) into `store`."""
+    """Pull the batch keys `first_hour` .. `last_hour_exclusive` (hours ended, UTC) into `store`.
+    An hour whose files cannot be had is recorded as failed (`report.failures`) and the others go on;
+    only an API that cannot be reached or refuses the token raises."""
     config = config if isinstance(config, AtomicConfig) else AtomicConfig.from_settings(config)
     logger = logger or log
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -295,6 +285,7 @@ def pull_atomic(config: AtomicConfig | Settings, store: Store, first_hour: datet
         elif store.exists(empty_marker(text)):
             report.hours[text] = HourPull(empty=True)
         else:
+            report.hours[text] = HourPull()
             wanted.append(key)
     too_old = report.keys("too_old")
     if too_old:
@@ -311,22 +302,22 @@ def pull_atomic(config: AtomicConfig | Settings, store: Store, first_hour: datet
                 runs[-1].append(key)
             else:
                 runs.append([key])
-        for run in runs:
-            answer = client.batched(run[0] - HOUR, run[-1])
-            for key in run:
-                _pull_hour(client, config, store, key, answer, report, logger)
+        with ThreadPoolExecutor(config.max_downloads, thread_name_prefix="atomic-download") as pool:
+            for run in runs:
+                answer = client.batched(run[0] - HOUR, run[-1])
+                list(pool.map(lambda key: _pull_hour(client, store, key, answer, report, logger), run))
     finally:
-        report.requests = client.requests
+        report.requests, report.api_retries = client.requests, client.retries
         client.close()
     logger.info(f"atomic pull {format_hour(floor_hour(first_hour))} .. {format_hour(last_hour_exclusive)} "
                 f"(exclusive): {report.summary()}")
     return report
 
 
-def _pull_hour(client: AtomicClient, config: AtomicConfig, store: Store, key: datetime,
-               answer: dict[str, list[str]], report: PullReport, logger: Any) -> None:
+def _pull_hour(client: AtomicClient, store: Store, key: datetime, answer: dict[str, list[str]],
+               report: PullReport, logger: Any) -> None:
     text = format_hour(key)
-    hour = report.hours.setdefault(text, HourPull())
+    hour = report.hours[text]
     if text not in answer:
         hour.not_processed = True
         return
@@ -338,23 +329,22 @@ def _pull_hour(client: AtomicClient, config: AtomicConfig, store: Store, key: da
     for round_ in range(EXPIRED_ROUNDS + 1):
         expired = []
         for url in urls:
-            target = landing_key(text, url, config.format)
+            target = landing_key(text, url, client.config.format)
             if store.exists(target):
                 if target not in hour.already_there and target not in hour.written:
                     hour.already_there.append(target)
                 continue
-            with client.download(url) as resp:
-                if resp.status_code in EXPIRED_STATUSES:
-                    expired.append(target)
-                    continue
-                if resp.status_code != 200:
-                    raise AtomicApiError(f"downloading {safe_url(url)} for {text} answered HTTP {resp.status_code}")
-                try:
-                    write_stream(store, target, resp.iter_content(CHUNK_BYTES))
-                except requests.RequestException as exc:  # broke off: nothing was published
-                    raise AtomicApiError(f"downloading {safe_url(url)} for {text} broke off: {type(exc).__name__}; "
-                                         "nothing of it was written, the next pull fetches it again") from None
+            try:
+                size = client.download(url, store, target, hour)
+            except _Failed as exc:
+                hour.failed = str(exc)
+                logger.warning(f"atomic {text}: {exc}; the hour is left for the next pull")
+                return
+            if size is None:
+                expired.append(target)
+                continue
             hour.written.append(target)
+            hour.bytes_written += size
         if not expired:
             hour.expired_left = []
             return

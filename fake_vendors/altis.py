@@ -10,6 +10,8 @@ vendor document says (shared/vendor-docs/altis-data-export.txt):
 - `hang_next(n)` keeps the next n requests waiting before any answer (past the client's timeout);
   `break_next(n)` breaks the next n answers off halfway through their first chunk;
   `fail_next(n, status)` answers the next n requests with `status` (a server out of memory: 500).
+- `add_samples(first_day, days, seed)` holds the warehouse's sample events (orchestration/generate/
+  altis.py) of those days: what `python -m fake_vendors altis` serves to try the puller by hand.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from loopback import LoopbackServer
+from fake_vendors.loopback import LoopbackServer
 
 from orchestration.generate import altis as gen
 from orchestration.generate.common import dumps
@@ -79,7 +81,7 @@ def render(records: list[dict], fmt: str, chunk_size: int) -> list[bytes]:
 
 
 class FakeAltis(LoopbackServer):
-    def __init__(self, user: str = USER, password: str = PASSWORD, hang_seconds: float = 3.0):
+    def __init__(self, user: str = USER, password: str = PASSWORD, hang_seconds: float = 3.0, port: int = 0):
         self.user, self.password, self.hang_seconds = user, password, hang_seconds
         self.days: dict[str, list[dict]] = {}
         self.requests: list[dict] = []  # day, format, chunk_size, status, outcome
@@ -88,7 +90,7 @@ class FakeAltis(LoopbackServer):
         self._fail_next: list[int] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._serve()
+        self._serve(port)
 
     def __exit__(self, *exc) -> None:
         self._closing.set()
@@ -96,6 +98,21 @@ class FakeAltis(LoopbackServer):
 
     def set_day(self, day: str, recs: list[dict]) -> None:
         self.days[day] = recs
+
+    def add_samples(self, first_day: date, days: int, seed: int = 7) -> list[str]:
+        """The generator's events of `days` days from `first_day`, as their daily exports; returns the days."""
+        import json
+        import random
+        import tempfile
+        from pathlib import Path
+
+        start = datetime.combine(first_day, datetime.min.time(), UTC)
+        with tempfile.TemporaryDirectory(prefix="fake-altis-") as tmp:
+            gen.generate(Path(tmp), start, days * 24, random.Random(seed), daily_format="json")
+            for n in range(days):
+                day = (first_day + timedelta(days=n)).isoformat()
+                self.days[day] = json.loads((Path(tmp) / gen.SOURCE / f"{day}.json").read_text())
+        return sorted(self.days)[-days:]
 
     def hang_next(self, n: int = 1) -> None:
         self._hang_next += n

@@ -10,8 +10,8 @@ class LoopbackServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
 
-    def _serve(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+    def _serve(self, port: int = 0) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property

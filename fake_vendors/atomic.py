@@ -10,7 +10,11 @@ as the vendor document says (shared/vendor-docs/atomic-analytics-export.txt):
 - A pre-signed URL `/files/...?expires=&signature=` answers 403 (S3's "Request has expired") once
   `url_ttl` seconds have passed; `expire_next(n)` issues the next n answers already expired.
 - `truncate_next(n)` breaks the next n downloads off halfway.
-- `fail_next(n, status)` answers the next n API requests with `status` (to exercise retries).
+- `fail_next(n, status, retry_after)` answers the next n API requests with `status` (a 429 with a
+  `Retry-After` header when given); `fail_downloads_next(n, status)` the next n downloads.
+- `add_samples(start, hours, seed)` holds the warehouse's sample batches (orchestration/generate/
+  atomic.py, in each format) for the batch keys start+1h .. start+hours: what `python -m
+  fake_vendors atomic` serves to try the puller by hand.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from loopback import LoopbackServer
+from fake_vendors.loopback import LoopbackServer
 
 from orchestration.generate import atomic as gen
 
@@ -52,20 +56,25 @@ def _ceil(t: datetime) -> datetime:
 
 class FakeAtomic(LoopbackServer):
     def __init__(self, token: str, environment_id: str = "env-1", now: datetime | None = None, url_ttl: float = 900,
-                 retention_days: int = 30):
+                 retention_days: int = 30, port: int = 0):
         self.token, self.environment_id, self.url_ttl = token, environment_id, url_ttl
         self.retention_days = retention_days  # the vendor document: 30 days
         self.now = now or datetime.now(UTC)
         self.batches: dict[str, list[tuple[str, list[dict]]]] = {}  # batch key -> [(file stem, records)]
         self.api_requests: list[dict] = []  # from, to (rounded), format, status
+        self.request_times: list[float] = []  # time.monotonic() of every API request, answered or not
+        self.samples: dict[str, dict[str, list[tuple[str, Path]]]] = {}  # format -> batch key -> [(stem, file)]
         self.downloads: list[tuple[str, int]] = []  # path, status
+        self.download_delay = 0.0  # seconds each download waits before answering
+        self.in_flight = self.most_in_flight = 0  # downloads being answered at once, and the most seen
         self._expire_next = 0
-        self._fail_next: list[int] = []
+        self._fail_next: list[tuple[int, int | None]] = []
+        self._fail_downloads_next: list[int] = []
         self._truncate_next = 0
         self._rendered: dict[tuple[str, str, str], bytes] = {}
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-atomic-")
-        self._serve()
+        self._serve(port)
 
     def __exit__(self, *exc) -> None:
         super().__exit__(*exc)
@@ -85,8 +94,24 @@ class FakeAtomic(LoopbackServer):
         """The next downloads send half their bytes (under the full Content-Length), then close."""
         self._truncate_next += downloads
 
-    def fail_next(self, requests: int, status: int = 503) -> None:
-        self._fail_next += [status] * requests
+    def fail_next(self, requests: int, status: int = 503, retry_after: int | None = None) -> None:
+        self._fail_next += [(status, retry_after)] * requests
+
+    def fail_downloads_next(self, downloads: int, status: int = 500) -> None:
+        self._fail_downloads_next += [status] * downloads
+
+    def add_samples(self, start: datetime, hours: int, seed: int = 7) -> list[str]:
+        """The sample batches of keys start+1h .. start+hours in every format (an hour without
+        events is answered with an empty list); returns the batch keys."""
+        import random
+
+        keys = [f"{start + HOUR * (i + 1):%Y-%m-%dT%H}" for i in range(hours)]
+        for fmt in FORMATS:
+            root = Path(self._tmp.name, "samples", fmt)
+            gen.generate(root, start, hours, random.Random(seed), formats=(fmt,))
+            self.samples[fmt] = {key: sorted((p.stem, p) for p in (root / "atomic" / key).glob(f"*.{fmt}"))
+                                 for key in keys}
+        return keys
 
     # --- behaviour -----------------------------------------------------------------------------
     def _sign(self, path: str, expires: int) -> str:
@@ -116,12 +141,14 @@ class FakeAtomic(LoopbackServer):
         expires = int(time.time() + (-60 if expired else self.url_ttl))
         oldest = self.now - timedelta(days=self.retention_days)
         data = {}
-        for key, files in sorted(self.batches.items()):
+        held = {key: [stem for stem, _ in files] for key, files in self.batches.items()}
+        held.update({key: [stem for stem, _ in files] for key, files in self.samples.get(fmt, {}).items()})
+        for key, stems in sorted(held.items()):
             hour = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC)
             if not (start < hour <= end) or hour - HOUR < oldest:
                 continue  # outside the range, or gone from the vendor
             urls = []
-            for stem, _ in files:
+            for stem in stems:
                 path = f"/files/{self.environment_id}/{key}/{quote(stem)}.{fmt}"
                 urls.append(f"{self.base_url}{path}?expires={expires}&signature={self._sign(path, expires)}")
             data[key] = urls
@@ -139,6 +166,9 @@ class FakeAtomic(LoopbackServer):
             return 403, b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
         _, _, env, key, name = path.split("/", 4)
         stem, _, fmt = unquote(name).rpartition(".")
+        sample = dict(self.samples.get(fmt, {}).get(key, [])).get(stem)
+        if env == self.environment_id and sample is not None:
+            return 200, sample.read_bytes()
         records = dict(self.batches.get(key, [])).get(stem)
         if env != self.environment_id or records is None:
             return 404, b"<Error><Code>NoSuchKey</Code></Error>"
@@ -151,9 +181,12 @@ class FakeAtomic(LoopbackServer):
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, body: bytes, content_type: str, truncate: bool = False) -> None:
+            def _send(self, status: int, body: bytes, content_type: str, truncate: bool = False,
+                      retry_after: int | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                if retry_after is not None:
+                    self.send_header("Retry-After", str(retry_after))
                 self.send_header("Content-Length", str(len(body)))
                 if truncate:
                     self.send_header("Connection", "close")
@@ -162,24 +195,41 @@ class FakeAtomic(LoopbackServer):
                 if truncate:
                     self.close_connection = True
 
+            def _download(self, path: str, query: dict[str, str]) -> None:
+                with fake._lock:
+                    failure = fake._fail_downloads_next.pop(0) if fake._fail_downloads_next else None
+                if failure:
+                    fake.downloads.append((path, failure))
+                    return self._send(failure, b"<Error><Code>InternalError</Code></Error>", "application/xml")
+                status, body = fake.file(path, query)
+                fake.downloads.append((path, status))
+                with fake._lock:
+                    truncate, fake._truncate_next = (status == 200 and fake._truncate_next > 0), (
+                        fake._truncate_next - 1 if status == 200 and fake._truncate_next > 0 else fake._truncate_next)
+                return self._send(status, body, "application/octet-stream", truncate)
+
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 if parts.path.startswith("/files/"):
-                    status, body = fake.file(parts.path, query)
-                    fake.downloads.append((parts.path, status))
                     with fake._lock:
-                        truncate, fake._truncate_next = (status == 200 and fake._truncate_next > 0), (
-                            fake._truncate_next - 1 if status == 200 and fake._truncate_next > 0 else fake._truncate_next)
-                    return self._send(status, body, "application/octet-stream", truncate)
+                        fake.in_flight += 1
+                        fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
+                    try:
+                        time.sleep(fake.download_delay)
+                        return self._download(parts.path, query)
+                    finally:
+                        with fake._lock:
+                            fake.in_flight -= 1
                 if parts.path != f"/v1/{fake.environment_id}/analytics/batched":
                     return self._send(404, b'{"error": "not found"}', "application/json")
                 if self.headers.get("Authorization") != f"Bearer {fake.token}":
                     return self._send(401, b'{"error": "unauthorized"}', "application/json")
                 with fake._lock:
-                    failure = fake._fail_next.pop(0) if fake._fail_next else None
+                    fake.request_times.append(time.monotonic())
+                    failure, retry_after = fake._fail_next.pop(0) if fake._fail_next else (None, None)
                 if failure:
-                    return self._send(failure, b'{"error": "try again"}', "application/json")
+                    return self._send(failure, b'{"error": "try again"}', "application/json", retry_after=retry_after)
                 status, answer = fake.batched(query)
                 self._send(status, json.dumps(answer).encode(), "application/json")
 
