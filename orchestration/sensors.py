@@ -9,6 +9,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from orchestration.assets.ingestion import events_key, landed_key
+from orchestration.assets.pullers import arrival_hour_of, export_files_key
 from orchestration.contracts import SourceContract
 from orchestration.jobs import EVENTS_JOB, LAND_JOB, mart_runs
 from orchestration.lake import paths
@@ -17,6 +18,21 @@ from orchestration.resources import StorageResource
 from orchestration.settings import Settings, format_hour, parse_hour
 
 RECENT_ARRIVAL_HOURS = 3  # the landing sensor watches the current hour and the two before
+PULLED = "pulled"  # its cursor's entry: source -> the last puller materialisation seen
+
+
+def _pulled_hours(instance: dg.DagsterInstance, source: str, after: int | None) -> tuple[set[datetime], int | None]:
+    """The arrival hours a puller wrote files into since the record `after` (a pull of older hours
+    lands too, not only the recent hours), and the newest record seen."""
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=export_files_key(source), after_storage_id=after), limit=1000, ascending=True)
+    hours = set()
+    for record in result.records:
+        written = record.asset_materialization.metadata.get("files_written") if record.asset_materialization else None
+        if written is not None and written.value and record.partition_key:
+            hours.add(arrival_hour_of(record.partition_key))
+        after = max(after or 0, record.storage_id)
+    return hours, after
 
 
 def not_yet_reflected(instance: dg.DagsterInstance, downstream: dg.AssetKey, pending: dict[str, int]) -> set[str]:
@@ -38,16 +54,19 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings, jobs
     @dg.sensor(
         name="landing_files_sensor", minimum_interval_seconds=60, job=jobs[LAND_JOB],
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Lands an arrival hour when its landing files change: a new file, or one rewritten (size, time or ETag) (recent hours only).",
+        description="Lands an arrival hour when its landing files change: a new file, or one rewritten (size, time or ETag): "
+                    "the recent hours, and any hour a puller wrote files into.",
     )
     def landing_files_sensor(context: dg.SensorEvaluationContext, landing: StorageResource):
         store = landing.store()
         seen = json.loads(context.cursor) if context.cursor else {}
+        pulled_after = seen.pop(PULLED, {})
         now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        hours = [now - HOUR * i for i in range(RECENT_ARRIVAL_HOURS)]
+        recent = [now - HOUR * i for i in range(RECENT_ARRIVAL_HOURS)]
         requests, new_seen = [], {}
-        hours = [h for h in hours if h >= settings.start]
         for source, contract in contracts.items():
+            pulled, pulled_after[source] = _pulled_hours(context.instance, source, pulled_after.get(source))
+            hours = sorted({h for h in [*recent, *pulled] if h >= settings.start}, reverse=True)
             for hour, found in paths.scan_landing(contract, store, hours).items():
                 if not found.files:  # files it only reports (strays) are named when the hour lands
                     continue
@@ -59,6 +78,7 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings, jobs
                     requests.append(dg.RunRequest(
                         run_key=f"{label}|{digest}", asset_selection=[landed_key(source)],
                         partition_key=format_hour(hour)))
+        new_seen[PULLED] = {k: v for k, v in pulled_after.items() if v is not None}
         context.update_cursor(json.dumps(new_seen))
         return requests
 

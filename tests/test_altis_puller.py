@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from fake_vendors.altis import PASSWORD, USER, FakeAltis, records
+from support import tick
 
 from orchestration.definitions import build_definitions
 from orchestration.pullers.altis import AltisApiError, AltisConfig, AltisNotConfigured, pull_altis
@@ -172,12 +173,15 @@ def test_the_asset_pulls_a_day_that_altis_landed_then_lands_in_the_hour_the_day_
     defs = build_definitions(settings_for(tmp_path, fake))
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("altis_landed")).parent_keys == {dg.AssetKey("altis_export_files")}
+    instance = dg.DagsterInstance.ephemeral()
     pulled = dg.materialize(list(defs.assets), selection=[dg.AssetKey("altis_export_files")], resources=defs.resources,
-                            partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
+                            partition_key=DAY, instance=instance)
     assert pulled.success
     (meta,) = [e.event_specific_data.materialization.metadata for e in pulled.get_asset_materialization_events()]
     assert meta["written"].value is True and PASSWORD not in str(meta)
     assert (tmp_path / "landing" / "altis" / f"{DAY}.json").exists()
+    sensed = tick(defs, instance, "landing_files_sensor")  # the landing sensor lands the hour the day ended
+    assert [(r.partition_key, r.asset_selection) for r in sensed.run_requests] == [("2026-02-21T00", [dg.AssetKey("altis_landed")])]
     landed = dg.materialize(list(defs.assets), selection=[dg.AssetKey("altis_landed")], resources=defs.resources,
                             partition_key="2026-02-21T00", instance=dg.DagsterInstance.ephemeral())
     assert landed.success

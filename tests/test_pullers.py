@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 from fake_vendors.atomic import TOKEN, FakeAtomic, records
+from support import tick
 
 from orchestration.definitions import build_definitions
 from orchestration.partitions import range_tags
@@ -32,9 +33,15 @@ def test_the_pull_asset_fills_the_landing_hours_that_atomic_landed_then_lands(tm
         graph = defs.resolve_asset_graph()
         assert graph.get(dg.AssetKey("atomic_landed")).parent_keys == {dg.AssetKey("atomic_export_files")}
         tags = range_tags(format_hour(first), format_hour(second))
+        instance = dg.DagsterInstance.ephemeral()
         pulled = dg.materialize(list(defs.assets), selection=[dg.AssetKey("atomic_export_files")], resources=defs.resources,
-                                tags=tags, instance=dg.DagsterInstance.ephemeral())
+                                tags=tags, instance=instance)
     assert pulled.success
+    # the landing sensor lands the hour the pull wrote into, older than the recent hours it watches
+    sensed = tick(defs, instance, "landing_files_sensor")
+    assert [(r.partition_key, r.asset_selection) for r in sensed.run_requests] == [
+        (format_hour(first), [dg.AssetKey("atomic_landed")])]
+    assert tick(defs, instance, "landing_files_sensor", cursor=sensed.cursor).run_requests == []
     by_hour = {e.partition: e.event_specific_data.materialization.metadata for e in pulled.get_asset_materialization_events()}
     assert by_hour[format_hour(first)]["files_written"].value == 1
     written = tmp_path / "landing" / "atomic" / format_hour(first) / "part-0.ndjson"

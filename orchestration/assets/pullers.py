@@ -2,6 +2,8 @@
 the files a puller copied from the vendor's API into the landing area, by the hour they arrived
 (the lineage reads vendor API → export files → landed → events → marts)."""
 
+from datetime import date, datetime, time, timedelta, timezone
+
 import dagster as dg
 
 from orchestration.contracts import SourceContract
@@ -9,7 +11,7 @@ from orchestration.partitions import day_partitions
 from orchestration.pullers.altis import AltisApiError, AltisConfig, AltisNotConfigured, pull_altis
 from orchestration.pullers.atomic import AtomicApiError, AtomicConfig, AtomicNotConfigured, pull_atomic
 from orchestration.resources import StorageResource
-from orchestration.settings import Settings
+from orchestration.settings import Settings, parse_hour
 
 
 def export_files_key(source: str) -> dg.AssetKey:
@@ -80,6 +82,14 @@ PULLERS = {"atomic": build_atomic_export_files, "altis": build_altis_export_file
 def build_puller_assets(contracts: dict[str, SourceContract], arrival_partitions: dg.PartitionsDefinition,
                         settings: Settings) -> dict[str, dg.AssetsDefinition]:
     return {s: build(contracts[s], arrival_partitions, settings) for s, build in PULLERS.items() if s in contracts}
+
+
+def arrival_hour_of(pulled_partition: str) -> datetime:
+    """The arrival hour of what a puller wrote for its partition: a batch key is one; a day's file
+    arrives at the hour the day ended (the next day's 00, the landing layout's arrivalShiftHours 24)."""
+    if len(pulled_partition) == len("YYYY-MM-DD"):
+        return datetime.combine(date.fromisoformat(pulled_partition) + timedelta(days=1), time(), timezone.utc)
+    return parse_hour(pulled_partition)
 
 
 def landed_dep(puller: dg.AssetsDefinition) -> dg.AssetDep:

@@ -103,6 +103,7 @@ class AltisPull:
         """For run metadata (no URL credentials, no password)."""
         out = asdict(self)
         out["sha256"] = out["sha256"] or ""
+        out["files_written"] = int(self.written)  # as Atomic's ledger counts them
         return out
 
     def summary(self) -> str:
