@@ -8,7 +8,6 @@ import os
 import random
 import re
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -27,9 +26,12 @@ def warehouse(root: Path) -> dict[str, str]:
             "WAREHOUSE_DUCKDB": str(root / "warehouse.duckdb"), "WAREHOUSE_START": "2026-01-01T00"}
 
 
-def start_fake(*args: str) -> tuple[subprocess.Popen, list[str]]:
-    """The fake as the README starts it (any free port), and the commands it prints."""
-    fake = subprocess.Popen([sys.executable, "-m", "fake_vendors", *args, "--port", "0"], cwd=REPO,
+def start_fake(vendor: str, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """The fake as the README starts it (on any free port), and the commands it prints."""
+    readme = (REPO / "README.md").read_text()
+    command = f".venv/bin/python -m fake_vendors {vendor}"
+    assert re.search(rf"^{re.escape(command)} ", readme, re.M), f"the README no longer starts the fake as {command}"
+    fake = subprocess.Popen(["bash", "-c", f"exec {command} {' '.join(args)} --port 0"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in fake.stdout:
