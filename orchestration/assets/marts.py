@@ -9,6 +9,7 @@ import json
 import shutil
 import time
 from datetime import timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,7 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from filelock import FileLock
 
 from orchestration.assets.ingestion import events_key
-from orchestration.contracts import MartContract, load_source_contracts
+from orchestration.contracts import MartContract, SourceContract, load_mart_contracts, load_source_contracts
 from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from orchestration.partitions import run_window
 from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseResource
@@ -53,6 +54,12 @@ def ensure_manifest() -> Path:
     return manifest
 
 
+@lru_cache(maxsize=1)
+def _contracts() -> tuple[dict[str, MartContract], dict[str, SourceContract]]:
+    """The contracts the translator reads owners from: loaded once, not once per dbt node."""
+    return load_mart_contracts(), load_source_contracts()
+
+
 class WarehouseTranslator(DagsterDbtTranslator):
     """Lake sources are the `<source>_events` assets; models are grouped by layer and owned by the
     team of their contract (a staging model: of its source's)."""
@@ -63,12 +70,10 @@ class WarehouseTranslator(DagsterDbtTranslator):
         return dg.AssetKey(dbt_resource_props["name"])
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
-        from orchestration.contracts import load_mart_contracts
-
-        mart = load_mart_contracts().get(dbt_resource_props["name"])
+        marts, sources = _contracts()
+        mart = marts.get(dbt_resource_props["name"])
         if mart is not None:
             return list(mart.owners)
-        sources = load_source_contracts()
         upstream = [n.rsplit(".", 1)[-1].removesuffix("_events")
                     for n in (dbt_resource_props.get("depends_on") or {}).get("nodes", []) if n.startswith("source.")]
         # A model over no one source (stg_quarantine reads every source's quarantine): all their teams.
