@@ -46,8 +46,8 @@ docs: install  ## dbt docs of the marts (after `make demo`), served on http://12
 	$(UV) run python -m orchestration dbt docs generate
 	$(UV) run python -m orchestration dbt docs serve --port 8080
 
-bench: install  ## 2 M Omny events over 48 hours: time and peak memory (see bench/README.md)
-	$(UV) run python bench/omny_bench.py
+bench: install  ## ours against DuckDB baselines on the same Omny files (EVENTS=200000 by default) into bench/results/latest.{json,md}
+	$(UV) run python bench/run.py --events $(or $(EVENTS),200000)
 
 clean:
 	rm -rf data .dagster_home

@@ -1,0 +1,162 @@
+"""`make bench`: our core and the baselines a user would reach for instead, on the same files, each
+in a fresh process, into bench/results/latest.json and latest.md.
+
+    uv run python bench/run.py [--events 200000] [--hours 48]
+
+Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
+- core: landing + events of Omny files end to end through the CLI, `python -m orchestration
+  backfill --sources omny --no-marts` (imports and Dagster's run overhead included, as a user pays them);
+- duckdb_read_json: DuckDB's `read_json` of the same files into a table (the parse floor);
+- duckdb_distinct_on: one DuckDB query deduping on EventId and writing hive-partitioned Parquet by
+  event hour (what a hand-written script does, without quarantine, ledger or late-event rules).
+Each of ours gets its ratio to each baseline. Numbers are never asserted in a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from omny_bench import OUT, START, generate
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of `root` and every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run `command` to its end: (seconds, peak MB of its process tree, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    seconds = time.perf_counter() - start
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{out[-3000:]}")
+    return seconds, peak[0] / 2**20, out
+
+
+def duckdb_script(sql: str) -> list[str]:
+    return [sys.executable, "-c", f"import duckdb; con = duckdb.connect(); print(con.sql({sql!r}).fetchall()[0][0])"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="Omny events (2-3 %% re-delivered, 5 %% up to 24 h late)")
+    parser.add_argument("--hours", type=int, default=48, help="arrival hours they come in")
+    args = parser.parse_args()
+    landing = OUT / f"landing-{args.events}-{args.hours}"
+    if not landing.exists():
+        print(f"generating {args.events} Omny events over {args.hours} hours into {landing} ...", flush=True)
+        generate(landing, args.events, args.hours)
+    files = f"{landing}/omny/**/*.jsonl.gz"
+    work = OUT / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    lines = sum(1 for _ in _lines(landing))
+
+    results = []
+
+    def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int) -> None:
+        results.append({"scenario": name, "kind": kind, "what": what, "wall_s": round(seconds, 2),
+                        "events_per_s": round(lines / seconds), "peak_rss_mb": round(mb), "rows_out": rows})
+        print(f"{name:20} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows", flush=True)
+
+    s, mb, out = measure(duckdb_script(f"CREATE TABLE t AS SELECT * FROM read_json('{files}'); SELECT count(*) FROM t"))
+    record("duckdb_read_json", "baseline", "DuckDB read_json of the files into a table (the parse floor)", s, mb, int(out.split()[-1]))
+    hand = work / "distinct_on"
+    s, mb, out = measure(duckdb_script(
+        f"COPY (SELECT DISTINCT ON (EventId) *, strftime(date_trunc('hour', Download.DownloadedAtUtc::TIMESTAMP), '%Y-%m-%dT%H') "
+        f"AS event_hour FROM read_json('{files}')) TO '{hand}' (FORMAT parquet, PARTITION_BY (event_hour)); "
+        f"SELECT count(*) FROM read_parquet('{hand}/**/*.parquet')"))
+    record("duckdb_distinct_on", "baseline", "one DuckDB DISTINCT ON query writing hive-partitioned Parquet", s, mb, int(out.split()[-1]))
+
+    lake = work / "lake"
+    first, end = START, START + timedelta(hours=args.hours)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # an ephemeral instance: the UI's stays clean
+    env.update(WAREHOUSE_LANDING=str(landing), WAREHOUSE_LAKE=str(lake), WAREHOUSE_DUCKDB=str(work / "warehouse.duckdb"),
+               WAREHOUSE_START=f"{START - timedelta(days=2):%Y-%m-%dT%H}")
+    s, mb, _ = measure([sys.executable, "-m", "orchestration", "backfill", "--start", f"{first:%Y-%m-%dT%H}",
+                        "--end", f"{end:%Y-%m-%dT%H}", "--sources", "omny", "--no-marts"], env)
+    import duckdb
+    kept = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/omny/events/**/*.parquet')").fetchone()[0]
+    record("core", "ours", "landing + events through `backfill --no-marts` (CLI, one process)", s, mb, kept)
+
+    baselines = {r["scenario"]: r["wall_s"] for r in results if r["kind"] == "baseline"}
+    for r in results:
+        if r["kind"] == "ours":
+            r["ratios"] = {b: round(r["wall_s"] / t, 2) for b, t in baselines.items()}
+    report = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                          "memory_gb": round(os.sysconf("SC_PHYS_PAGES") * PAGE / 2**30)},
+              "scale": {"events": args.events, "hours": args.hours, "lines": lines}, "results": results}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def _lines(landing: Path):
+    import gzip
+    for path in sorted(landing.rglob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            yield from f
+
+
+def markdown(report: dict) -> str:
+    scale = report["scale"]
+    names = [r["scenario"] for r in report["results"] if r["kind"] == "baseline"]
+    head = ["scenario", "wall s", "events/s", "peak RSS MB", "rows out", *(f"x {n}" for n in names)]
+    rows = [[r["scenario"], r["wall_s"], r["events_per_s"], r["peak_rss_mb"], r["rows_out"],
+             *(r.get("ratios", {}).get(n, "") for n in names)] for r in report["results"]]
+    out = [f"{scale['lines']} Omny lines ({scale['events']} events, re-deliveries included) over {scale['hours']} hours; "
+           f"{report['machine']['cores']} cores; {report['measured_at']}", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    out += [""] + [f"- `{r['scenario']}`: {r['what']}" for r in report["results"]]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
