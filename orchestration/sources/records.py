@@ -182,11 +182,11 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: 
                  "|| ' in the record: its value is ambiguous' END")
     rule_list = ",\n        ".join(rules)
     return f"""
-WITH checked AS (
-  SELECT *, CASE WHEN json_valid(raw) THEN raw END AS doc FROM {staged}
+WITH checked AS (  -- one parse tells valid JSON (a type) from not (NULL) and objects from the rest
+  SELECT *, TRY(json_type(raw)) AS doc_type FROM {staged}
 ), objects AS (
-  SELECT *, doc IS NOT NULL AS json_ok, coalesce(json_type(doc) = 'OBJECT', false) AS is_object,
-         CASE WHEN json_type(doc) = 'OBJECT' THEN doc END AS obj
+  SELECT *, doc_type IS NOT NULL AS json_ok, coalesce(doc_type = 'OBJECT', false) AS is_object,
+         CASE WHEN doc_type = 'OBJECT' THEN raw END AS obj
   FROM checked
 ), extracted AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
