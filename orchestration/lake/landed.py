@@ -17,7 +17,7 @@ from orchestration.lake.paths import HourFiles, scan_landing
 from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.readers import (DamagedFile, ReadLimits, empty_table, file_error_table, is_flat,
                                            read_batches)
-from orchestration.sources.records import EventTimeRange, lake_columns, sql_str, typed_records_sql
+from orchestration.sources.records import EventTimeRange, ident, lake_columns, sql_str, typed_records_sql
 from orchestration.storage import Store
 
 UTC = timezone.utc
@@ -116,10 +116,16 @@ class _HourWriter:
                  rules: LandingRules):
         self.contract, self.con, self.rules = contract, con, rules
         self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
-        con.register("_batch", self._with_file(empty_table(), ""))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * FROM "
-                    f"({typed_records_sql(contract, '_batch', False, rules.times)}) LIMIT 0")
-        con.unregister("_batch")
+        # The contract query's columns, bound once per connection and source: binding it is most
+        # of the cost of a small hour (bench/README.md).
+        name = f"_typed_shape_{contract.name}"
+        shape = ident(name)
+        if not con.execute("SELECT 1 FROM duckdb_tables() WHERE temporary AND table_name = ?", [name]).fetchone():
+            con.register("_batch", self._with_file(empty_table(), ""))
+            con.execute(f"CREATE TEMP TABLE {shape} AS SELECT * FROM "
+                        f"({typed_records_sql(contract, '_batch', False, rules.times)}) LIMIT 0")
+            con.unregister("_batch")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * FROM {shape}")
 
     def _with_file(self, table: pa.Table, key: str) -> pa.Table:
         n = table.num_rows
