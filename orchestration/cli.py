@@ -155,6 +155,33 @@ def _as_bigint(result):
         return result
 
 
+def cmd_receive(args: argparse.Namespace) -> int:
+    """Serve the receiver of Altis's push hook until interrupted; 2 without ALTIS_HOOK_SECRET."""
+    import logging
+
+    from orchestration.receivers.altis import PATH, SECRET_HEADER, AltisHookNotConfigured, make_server
+    from orchestration.resources import build_resources
+
+    settings = Settings.from_env()
+    try:
+        server = make_server(build_resources(settings)["landing"].store(), settings.altis_hook_secret,
+                             settings.altis_hook_max_bytes, args.host, args.port)
+    except AltisHookNotConfigured as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    host, port = server.server_address[:2]
+    print(f"receiving Altis batches on http://{host}:{port}{PATH} (header {SECRET_HEADER}), into {settings.landing}; "
+          "Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull a vendor that must be polled into the landing area: Atomic's batch keys (hours ended) in
     [start, end), or Altis's days in [start, end). Prints the ledger; exits 1 when an hour or a day
@@ -292,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--start", required=True, help="atomic: first batch key YYYY-MM-DDTHH; altis: first day YYYY-MM-DD")
     pl.add_argument("--end", required=True, help="exclusive, in the same form")
     pl.set_defaults(func=cmd_pull)
+
+    rv = sub.add_parser("receive", help="receive Altis's push hook batches into the landing area (ALTIS_HOOK_SECRET)")
+    rv.add_argument("vendor", choices=["altis"])
+    rv.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen beyond this machine (behind TLS)")
+    rv.add_argument("--port", type=int, default=8710)
+    rv.set_defaults(func=cmd_receive)
 
     q = sub.add_parser("sql", help="run a query on the marts (read-only) and print it; no query: list the tables")
     q.add_argument("query", nargs="*", help="the SQL, e.g. \"select source, count(*) from marts.fct_sessions group by 1\"")

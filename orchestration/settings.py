@@ -84,6 +84,9 @@ class Settings:
     altis_username: str | None = None
     altis_app_password: str | None = field(default=None, repr=False)
     altis_export_format: str = "json"
+    # the receiver of Altis's push hook (orchestration/receivers/altis.py); the secret never in a repr
+    altis_hook_secret: str | None = field(default=None, repr=False)
+    altis_hook_max_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -108,6 +111,8 @@ class Settings:
             altis_username=env.get("ALTIS_USERNAME") or None,
             altis_app_password=env.get("ALTIS_APP_PASSWORD") or None,
             altis_export_format=_choice(env, "ALTIS_EXPORT_FORMAT", ALTIS_FORMATS, cls.altis_export_format),
+            altis_hook_secret=env.get("ALTIS_HOOK_SECRET") or None,
+            altis_hook_max_bytes=_int(env, "ALTIS_HOOK_MAX_BYTES", cls.altis_hook_max_bytes),
         )
 
     @property
