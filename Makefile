@@ -46,8 +46,9 @@ docs: install  ## dbt docs of the marts (after `make demo`), served on http://12
 	$(UV) run python -m orchestration dbt docs generate
 	$(UV) run python -m orchestration dbt docs serve --port 8080
 
-bench: install  ## ours against DuckDB baselines on the same Omny files (EVENTS=200000 by default) into bench/results/latest.{json,md}
-	$(UV) run python bench/run.py --events $(or $(EVENTS),200000)
+bench: install  ## ours against DuckDB and dlt baselines on the same Omny files (EVENTS=200000 by default) into bench/results/latest.{json,md}
+	$(UV) sync --frozen --quiet --compile-bytecode --group bench
+	$(UV) run --frozen --group bench python bench/run.py --events $(or $(EVENTS),200000)
 
 clean:
 	rm -rf data .dagster_home

@@ -8,7 +8,10 @@ Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
   backfill --sources omny --no-marts` (imports and Dagster's run overhead included, as a user pays them);
 - duckdb_read_json: DuckDB's `read_json` of the same files into a table (the parse floor);
 - duckdb_distinct_on: one DuckDB query deduping on EventId and writing hive-partitioned Parquet by
-  event hour (what a hand-written script does, without quarantine, ledger or late-event rules).
+  event hour (what a hand-written script does, without quarantine, ledger or late-event rules);
+- dlt_merge, dlt_merge_parquet: dlt's filesystem source and `read_jsonl`, merged on EventId into
+  DuckDB, with its defaults and with Parquet as the loader file format (bench/dlt_baseline.py;
+  dlt is in the `bench` dependency group, which `make bench` installs; skipped without it).
 Each of ours gets its ratio to each baseline. Numbers are never asserted in a test.
 """
 
@@ -111,6 +114,18 @@ def main() -> None:
         f"AS event_hour FROM read_json('{files}')) TO '{hand}' (FORMAT parquet, PARTITION_BY (event_hour)); "
         f"SELECT count(*) FROM read_parquet('{hand}/**/*.parquet')"))
     record("duckdb_distinct_on", "baseline", "one DuckDB DISTINCT ON query writing hive-partitioned Parquet", s, mb, int(out.split()[-1]))
+
+    try:
+        import dlt  # noqa: F401
+    except ImportError:
+        print("dlt is not installed (uv sync --group bench): its baselines are skipped", flush=True)
+    else:
+        for name, flags in (("dlt_merge", []), ("dlt_merge_parquet", ["--parquet"])):
+            (work / name).mkdir()
+            s, mb, out = measure([sys.executable, str(Path(__file__).with_name("dlt_baseline.py")), str(landing),
+                                  str(work / name), *flags])
+            what = "dlt filesystem + read_jsonl, merge on EventId into DuckDB" + (", Parquet loader files" if flags else ", its defaults")
+            record(name, "baseline", what, s, mb, int(out.split()[-1]))
 
     lake = work / "lake"
     first, end = START, START + timedelta(hours=args.hours)
