@@ -8,10 +8,12 @@ import secrets
 import signal
 import sys
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from fake_vendors.altis import FakeAltis
 from fake_vendors.atomic import FakeAtomic
+from orchestration.pullers import arrival_hour_of
+from orchestration.settings import format_hour
 
 UTC = timezone.utc
 CLI = ".venv/bin/python -m orchestration"
@@ -43,7 +45,8 @@ def _altis(args: argparse.Namespace) -> tuple[object, list[str]]:
         "In another shell, from the repo root:",
         f"export ALTIS_URL={fake.base_url} ALTIS_USERNAME={args.username} ALTIS_APP_PASSWORD='{password}'",
         f"{CLI} pull altis --start {days[0]} --end {today}",
-        f"{CLI} backfill --start {date.fromisoformat(days[0]) + timedelta(days=1)}T00 --end {today}T01 --sources altis",
+        f"{CLI} backfill --start {format_hour(arrival_hour_of(days[0]))} "
+        f"--end {format_hour(arrival_hour_of(days[-1]) + timedelta(hours=1))} --sources altis",
     ]
 
 

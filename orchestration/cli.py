@@ -188,17 +188,18 @@ def cmd_pull(args: argparse.Namespace) -> int:
     could not be pulled (hours not ready yet are reported, not errors), 2 when misconfigured."""
     from datetime import date
 
+    from orchestration.pullers import NotConfigured, arrival_hour_of
     from orchestration.resources import build_resources
 
     settings = Settings.from_env()
     store = build_resources(settings)["landing"].store()
     try:
         if args.vendor == "atomic":
-            from orchestration.pullers.atomic import AtomicApiError, AtomicNotConfigured, pull_atomic
+            from orchestration.pullers.atomic import AtomicApiError, pull_atomic
 
             try:
                 report = pull_atomic(settings, store, parse_hour(args.start), parse_hour(args.end))
-            except AtomicNotConfigured as exc:
+            except NotConfigured as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             except AtomicApiError as exc:
@@ -213,7 +214,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
             if report.written:
                 print(f"next, land them: {BACKFILL} --start {args.start} --end {args.end} --sources atomic")
             return 1 if report.keys("failed") or report.keys("expired_left") or report.keys("too_old") else 0
-        from orchestration.pullers.altis import AltisApiError, AltisNotConfigured, pull_altis
+        from orchestration.pullers.altis import AltisApiError, pull_altis
 
         first, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
         failed = written = 0
@@ -221,7 +222,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
             day = first + timedelta(days=n)
             try:
                 report = pull_altis(settings, store, day)
-            except AltisNotConfigured as exc:
+            except NotConfigured as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             except AltisApiError as exc:
@@ -230,9 +231,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
                 continue
             written += report.written
             print(report.summary())
-        if written:  # the file of day D arrives at D+1 00 (the layout's arrivalShiftHours)
-            print(f"next, land them: {BACKFILL} --start {first + timedelta(days=1):%Y-%m-%d}T00 "
-                  f"--end {end:%Y-%m-%d}T01 --sources altis")
+        if written:  # the arrival hours of the files of the first and last day
+            last = arrival_hour_of(f"{end - timedelta(days=1)}") + timedelta(hours=1)
+            print(f"next, land them: {BACKFILL} --start {format_hour(arrival_hour_of(args.start))} "
+                  f"--end {format_hour(last)} --sources altis")
         return 1 if failed else 0
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

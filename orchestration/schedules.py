@@ -10,6 +10,7 @@ from orchestration.jobs import LAND_JOB, PULL_DAY_JOB, PULL_JOB
 from orchestration.contracts import SourceContract
 from orchestration.settings import Settings, format_hour
 from orchestration.partitions import range_tags
+from orchestration.pullers import NotConfigured
 from orchestration.pullers.altis import AltisConfig
 from orchestration.pullers.atomic import AtomicConfig
 
@@ -36,7 +37,7 @@ def build_schedules(contracts: dict[str, SourceContract], settings: Settings,
         try:
             config.from_settings(settings)
             status = dg.DefaultScheduleStatus.RUNNING
-        except RuntimeError:  # the puller's NotConfigured: it names what is missing when run
+        except NotConfigured:  # it names what is missing when run
             status = dg.DefaultScheduleStatus.STOPPED
         return dg.schedule(name=name, cron_schedule=cron, execution_timezone="UTC", job=jobs[job],
                            default_status=status, description=description)

@@ -9,7 +9,8 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from orchestration.assets.ingestion import events_key, landed_key
-from orchestration.assets.pullers import arrival_hour_of, export_files_key
+from orchestration.assets.pullers import export_files_key
+from orchestration.pullers import arrival_hour_of
 from orchestration.contracts import SourceContract
 from orchestration.jobs import EVENTS_JOB, LAND_JOB, mart_runs
 from orchestration.lake import paths

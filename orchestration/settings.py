@@ -86,7 +86,7 @@ class Settings:
     altis_export_format: str = "json"
     # the receiver of Altis's push hook (orchestration/receivers/altis.py); the secret never in a repr
     altis_hook_secret: str | None = field(default=None, repr=False)
-    altis_hook_max_bytes: int = 64 * 1024 * 1024
+    altis_hook_max_bytes: int = 64 * MIB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

@@ -16,7 +16,8 @@ from fake_vendors.altis import PASSWORD, USER, FakeAltis, records
 from support import tick
 
 from orchestration.definitions import build_definitions
-from orchestration.pullers.altis import AltisApiError, AltisConfig, AltisNotConfigured, pull_altis
+from orchestration.pullers import NotConfigured
+from orchestration.pullers.altis import AltisApiError, AltisConfig, pull_altis
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store
 
@@ -157,7 +158,7 @@ def test_a_day_not_ended_is_not_asked_for(fake, tmp_path: Path):
 def test_without_credentials_the_config_names_what_is_missing(tmp_path: Path):
     settings = Settings(landing=str(tmp_path), lake=str(tmp_path), duckdb_path=str(tmp_path / "w.duckdb"),
                         start=datetime(2026, 1, 1, tzinfo=UTC), altis_url="https://example.com")
-    with pytest.raises(AltisNotConfigured, match="ALTIS_USERNAME, ALTIS_APP_PASSWORD are not set"):
+    with pytest.raises(NotConfigured, match="ALTIS_USERNAME, ALTIS_APP_PASSWORD are not set"):
         AltisConfig.from_settings(settings)
     assert "secret" not in repr(Settings.from_env({"ALTIS_APP_PASSWORD": "secret", "ALTIS_EXPORT_FORMAT": "csv"}))
     assert Settings.from_env({"ALTIS_EXPORT_FORMAT": "csv"}).altis_export_format == "csv"
@@ -204,15 +205,3 @@ def test_a_day_not_ended_fails_the_asset_and_the_daily_pull_asks_for_yesterday(f
     context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=defs.get_repository_def())
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-03-01" and request.job_name in (None, "pull_vendor_exports_by_day")
-
-
-def test_without_credentials_the_asset_says_what_is_missing_and_the_daily_pull_stays_off(tmp_path: Path):
-    defs = build_definitions(settings_for(tmp_path, None))
-    result = dg.materialize(list(defs.assets), selection=[dg.AssetKey("altis_export_files")], resources=defs.resources,
-                            partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    message = failure.step_failure_data.user_failure_data.description
-    assert "ALTIS_URL" in message and "ALTIS_APP_PASSWORD" in message
-    schedule = next(s for s in defs.schedules if s.name == "daily_pull")
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED

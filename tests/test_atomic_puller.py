@@ -13,7 +13,8 @@ from fake_vendors.atomic import TOKEN, FakeAtomic, records
 
 from orchestration.assets.ingestion import build_ingestion_assets
 from orchestration.partitions import arrival_hour_partitions, event_hour_partitions
-from orchestration.pullers.atomic import (AtomicApiError, AtomicClient, AtomicConfig, AtomicNotConfigured, HourPull,
+from orchestration.pullers import NotConfigured
+from orchestration.pullers.atomic import (AtomicApiError, AtomicClient, AtomicConfig, HourPull,
                                           _Failed, empty_marker, pull_atomic)
 from orchestration.resources import StorageResource, s3_resource
 from orchestration.settings import Settings
@@ -235,7 +236,7 @@ def test_data_older_than_30_days_is_said_to_be_gone(fake, tmp_path: Path, caplog
 
 def test_the_token_is_in_no_error_log_or_repr_and_missing_settings_are_named(fake, tmp_path: Path, caplog):
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(AtomicNotConfigured, match="ATOMIC_API_URL, ATOMIC_ENVIRONMENT_ID, ATOMIC_API_TOKEN are not set"):
+    with pytest.raises(NotConfigured, match="ATOMIC_API_URL, ATOMIC_ENVIRONMENT_ID, ATOMIC_API_TOKEN are not set"):
         pull_atomic(Settings.from_env({}), LocalStore(str(tmp_path)), NOW, NOW, NOW)
     settings = Settings.from_env({"ATOMIC_API_URL": fake.base_url + "/", "ATOMIC_ENVIRONMENT_ID": "env-1",
                                   "ATOMIC_API_TOKEN": TOKEN})

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from fake_vendors.atomic import TOKEN, FakeAtomic, records
 from support import tick
 
@@ -76,17 +77,21 @@ def test_an_hour_that_cannot_be_pulled_fails_the_run_naming_it_and_the_others_la
     assert len(list((tmp_path / "landing" / "atomic").rglob("*.ndjson"))) == 1  # the other hour's file, to land
 
 
-def test_without_credentials_the_pull_says_what_is_missing_and_its_schedule_stays_off(tmp_path: Path):
+@pytest.mark.parametrize("asset, partition, schedule, variables", [
+    ("atomic_export_files", format_hour(datetime.now(UTC) - timedelta(hours=2)), "hourly_pull",
+     ["ATOMIC_API_URL", "ATOMIC_ENVIRONMENT_ID", "ATOMIC_API_TOKEN"]),
+    ("altis_export_files", "2026-02-20", "daily_pull", ["ALTIS_URL", "ALTIS_USERNAME", "ALTIS_APP_PASSWORD"]),
+])
+def test_without_credentials_the_pull_says_what_is_missing_and_its_schedule_stays_off(
+        tmp_path: Path, asset, partition, schedule, variables):
     defs = build_definitions(settings_for(tmp_path, None))
-    hour = format_hour(datetime.now(UTC) - timedelta(hours=2))
-    result = dg.materialize(list(defs.assets), selection=[dg.AssetKey("atomic_export_files")], resources=defs.resources,
-                            partition_key=hour, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = dg.materialize(list(defs.assets), selection=[dg.AssetKey(asset)], resources=defs.resources,
+                            partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.user_failure_data.description
-    assert "ATOMIC_API_URL" in message and "ATOMIC_API_TOKEN" in message
-    schedule = next(s for s in defs.schedules if s.name == "hourly_pull")
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert all(v in message for v in variables), message
+    assert next(s for s in defs.schedules if s.name == schedule).default_status == dg.DefaultScheduleStatus.STOPPED
 
 
 def test_the_hourly_pull_asks_for_the_three_hours_that_ended(tmp_path: Path):

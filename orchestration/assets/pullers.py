@@ -2,16 +2,15 @@
 the files a puller copied from the vendor's API into the landing area, by the hour they arrived
 (the lineage reads vendor API → export files → landed → events → marts)."""
 
-from datetime import date, datetime, time, timedelta, timezone
-
 import dagster as dg
 
 from orchestration.contracts import SourceContract
 from orchestration.partitions import day_partitions
-from orchestration.pullers.altis import AltisApiError, AltisConfig, AltisNotConfigured, pull_altis
-from orchestration.pullers.atomic import AtomicApiError, AtomicConfig, AtomicNotConfigured, pull_atomic
+from orchestration.pullers import NotConfigured
+from orchestration.pullers.altis import AltisApiError, AltisConfig, pull_altis
+from orchestration.pullers.atomic import AtomicApiError, AtomicConfig, pull_atomic
 from orchestration.resources import StorageResource
-from orchestration.settings import Settings, parse_hour
+from orchestration.settings import Settings
 
 
 def export_files_key(source: str) -> dg.AssetKey:
@@ -34,7 +33,7 @@ def build_atomic_export_files(contract: SourceContract, arrival_partitions: dg.P
         try:
             config = AtomicConfig.from_settings(settings)
             report = pull_atomic(config, landing.store(), start, end, logger=context.log)
-        except (AtomicNotConfigured, AtomicApiError) as exc:  # their messages never hold the token
+        except (NotConfigured, AtomicApiError) as exc:  # their messages never hold the token
             raise dg.Failure(description=str(exc)) from None
         if report.failures:  # the files of the other hours are written and land all the same
             raise dg.Failure(description=f"atomic: {len(report.failures)} hours could not be pulled, the next pull "
@@ -42,7 +41,6 @@ def build_atomic_export_files(contract: SourceContract, arrival_partitions: dg.P
         run_ledger = {f"pull_{k}": len(v) if isinstance(v, list) else v for k, v in report.metadata().items()}
         for key in report.hours:  # each hour's own outcome, and the run's counts, in the UI's partition view
             context.add_asset_metadata({**report.metadata_of(key), **run_ledger}, partition_key=key)
-        context.log.info(f"atomic: {report.summary()}")
         return dg.MaterializeResult()
 
     return atomic_export_files
@@ -65,7 +63,7 @@ def build_altis_export_files(contract: SourceContract, arrival_partitions: dg.Pa
         try:
             config = AltisConfig.from_settings(settings)
             report = pull_altis(config, landing.store(), day, logger=context.log)
-        except (AltisNotConfigured, AltisApiError) as exc:  # their messages never hold the password
+        except (NotConfigured, AltisApiError) as exc:  # their messages never hold the password
             raise dg.Failure(description=str(exc)) from None
         if report.not_ended:
             raise dg.Failure(description=f"Altis's export of {day} is pulled once the day has ended (after midnight "
@@ -82,14 +80,6 @@ PULLERS = {"atomic": build_atomic_export_files, "altis": build_altis_export_file
 def build_puller_assets(contracts: dict[str, SourceContract], arrival_partitions: dg.PartitionsDefinition,
                         settings: Settings) -> dict[str, dg.AssetsDefinition]:
     return {s: build(contracts[s], arrival_partitions, settings) for s, build in PULLERS.items() if s in contracts}
-
-
-def arrival_hour_of(pulled_partition: str) -> datetime:
-    """The arrival hour of what a puller wrote for its partition: a batch key is one; a day's file
-    arrives at the hour the day ended (the next day's 00, the landing layout's arrivalShiftHours 24)."""
-    if len(pulled_partition) == len("YYYY-MM-DD"):
-        return datetime.combine(date.fromisoformat(pulled_partition) + timedelta(days=1), time(), timezone.utc)
-    return parse_hour(pulled_partition)
 
 
 def landed_dep(puller: dg.AssetsDefinition) -> dg.AssetDep:

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 import requests
 
+from orchestration.pullers import require
 from orchestration.pullers.http import CHUNK_BYTES, refused, safe_url, session, write_stream
 from orchestration.settings import ALTIS_FORMATS, Settings
 from orchestration.storage import Store
@@ -44,8 +45,6 @@ LEFTOVER_AGE = timedelta(days=1)  # a staged download untouched this long was le
 log = logging.getLogger(__name__)
 
 
-class AltisNotConfigured(RuntimeError):
-    """A variable the puller needs is not set."""
 
 
 class AltisApiError(RuntimeError):
@@ -71,13 +70,10 @@ class AltisConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "AltisConfig":
-        missing = [name for name, value in (("ALTIS_URL", settings.altis_url), ("ALTIS_USERNAME", settings.altis_username),
-                                            ("ALTIS_APP_PASSWORD", settings.altis_app_password)) if not value]
-        if missing:
-            raise AltisNotConfigured(
-                f"cannot pull from Altis: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
-                "(ALTIS_URL is the site such as https://example.com, ALTIS_USERNAME the user the application "
-                "password was created for, ALTIS_APP_PASSWORD that application password)")
+        require("Altis", {"ALTIS_URL": settings.altis_url, "ALTIS_USERNAME": settings.altis_username,
+                          "ALTIS_APP_PASSWORD": settings.altis_app_password},
+                "ALTIS_URL is the site such as https://example.com, ALTIS_USERNAME the user the application "
+                "password was created for, ALTIS_APP_PASSWORD that application password")
         return cls(site_url=settings.altis_url.rstrip("/"), username=settings.altis_username,
                    app_password=settings.altis_app_password, format=settings.altis_export_format, **overrides)
 

@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from orchestration.pullers import require
 from orchestration.pullers.http import CHUNK_BYTES, retries_of, safe_url, session, write_stream
 from orchestration.settings import ATOMIC_FORMATS, Settings, format_hour
 from orchestration.storage import Store
@@ -50,8 +51,6 @@ EMPTY_PREFIX = ".pulls/atomic"
 log = logging.getLogger(__name__)
 
 
-class AtomicNotConfigured(RuntimeError):
-    """A variable the puller needs is not set."""
 
 
 class AtomicApiError(RuntimeError):
@@ -75,14 +74,10 @@ class AtomicConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "AtomicConfig":
-        missing = [name for name, value in (("ATOMIC_API_URL", settings.atomic_api_url),
-                                            ("ATOMIC_ENVIRONMENT_ID", settings.atomic_environment_id),
-                                            ("ATOMIC_API_TOKEN", settings.atomic_api_token)) if not value]
-        if missing:
-            raise AtomicNotConfigured(
-                f"cannot pull from Atomic: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
-                "(ATOMIC_API_URL is the API base such as https://<org>.customer-api.atomic.io, "
-                "ATOMIC_ENVIRONMENT_ID the environment, ATOMIC_API_TOKEN a client-credentials token)")
+        require("Atomic", {"ATOMIC_API_URL": settings.atomic_api_url, "ATOMIC_ENVIRONMENT_ID": settings.atomic_environment_id,
+                           "ATOMIC_API_TOKEN": settings.atomic_api_token},
+                "ATOMIC_API_URL is the API base such as https://<org>.customer-api.atomic.io, "
+                "ATOMIC_ENVIRONMENT_ID the environment, ATOMIC_API_TOKEN a client-credentials token")
         return cls(base_url=settings.atomic_api_url.rstrip("/"), environment_id=settings.atomic_environment_id,
                    token=settings.atomic_api_token, format=settings.atomic_export_format, **overrides)
 
