@@ -7,6 +7,7 @@ and goes to quarantine; the others become lake rows with the leading columns fir
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,7 +38,7 @@ def _levels(contract: SourceContract, flat: bool) -> dict[str, set[str]]:
 
 def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, str]:
     """(keys, odd keys test, duplicate keys, unknown fields) expressions over `obj`, `k` (the keys
-    of every object level the contract reads) and `v` (the values of its fields). The test is
+    of every object level the contract reads) and `values` (how many of its fields have one). The test is
     cheap: more keys than fields and objects found means a duplicate or an unknown key (or a
     field that is JSON null); only those rows are then looked at key by key."""
     levels = _levels(contract, flat)
@@ -50,7 +51,7 @@ def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, st
         dups.append(f"list_transform(list_filter(k[{i}], (x, j) -> list_position(k[{i}], x) < j), x -> {sql_str(prefix)} || x)")
         unknown.append(f"list_transform(list_filter(k[{i}], x -> NOT list_contains({known}, x)), x -> {sql_str(prefix)} || x)")
     # keys found = fields with a value + object levels present below the root
-    odd = "len(flatten(k)) > list_aggregate(v, 'count') + list_aggregate(k, 'count') - 1"
+    odd = "len(flatten(k)) > values + list_aggregate(k, 'count') - 1"
     return (keys, odd, f"list_distinct(flatten([{', '.join(dups)}]))", f"nullif(flatten([{', '.join(unknown)}]), [])")
 
 
@@ -67,6 +68,29 @@ def json_path(path: str, flat: bool) -> str:
     if flat:
         return "$." + ident(path)
     return "$." + ".".join(ident(part) for part in path.split("."))
+
+
+def _shape(contract: SourceContract, flat: bool) -> str:
+    """The JSON structure `from_json` reads a record into: every contract field as text (its JSON
+    text when it is not a string), nested as in the record, or keyed by dotted path when flat.
+    One parse gives every value; a path missing or crossing a non-object gives NULL."""
+    tree: dict = {}
+    for f in contract.fields:
+        parts = [f.path] if flat else f.path.split(".")
+        level = tree
+        for part in parts[:-1]:
+            level = level.setdefault(part, {})
+            if not isinstance(level, dict):
+                raise ValueError(f"field {f.path}: a parent of it is a field too")
+        if isinstance(level.get(parts[-1]), dict):
+            raise ValueError(f"field {f.path}: fields are nested below it")
+        level[parts[-1]] = "VARCHAR"
+    return json.dumps(tree)
+
+
+def _value(f: Field, flat: bool) -> str:
+    """The field's text in the `from_json` struct `v`."""
+    return "v." + (ident(f.path) if flat else ".".join(ident(part) for part in f.path.split(".")))
 
 
 def _typed(f: Field, s: str) -> str:
@@ -130,8 +154,8 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: 
     lake columns of `contract`, plus `reason` (NULL for a valid record), `raw` (of quarantined
     records) and `unknown_fields` (keys the contract does not name: schema drift, kept out)."""
     fields = contract.fields
-    paths = ", ".join(sql_str(json_path(f.path, flat)) for f in fields)
-    text = {f.path: f"nullif(v[{i}], '')" for i, f in enumerate(fields, start=1)}
+    text = {f.path: f"nullif({_value(f, flat)}, '')" for f in fields}
+    values = " + ".join(f"({_value(f, flat)} IS NOT NULL)::INTEGER" for f in fields)
     typed = {f.path: f"t_{i}" for i, f in enumerate(fields, start=1)}
 
     typed_cols = ",\n      ".join(f"{_typed(f, text[f.path])} AS {typed[f.path]}" for f in fields)
@@ -190,10 +214,10 @@ WITH checked AS (  -- one parse tells valid JSON (a type) from not (NULL) and ob
   FROM checked
 ), extracted AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
-         json_extract_string(obj, [{paths}]) AS v, {keys} AS k
+         from_json(obj, {sql_str(_shape(contract, flat))}) AS v, {keys} AS k
   FROM objects
 ), keyed AS (  -- k kept only where the cheap test finds more keys than fields: NULL elsewhere
-  SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM extracted
+  SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM (SELECT *, {values} AS values FROM extracted)
 ), texts AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
       {dup_keys} AS dup_keys,
