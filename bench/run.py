@@ -1,7 +1,7 @@
 """`make bench`: our core and the baselines a user would reach for instead, on the same files, each
 in a fresh process, into bench/results/latest.json and latest.md.
 
-    uv run python bench/run.py [--events 200000] [--hours 48]
+    uv run python bench/run.py [--events 200000] [--hours 48] [--tenfold]
 
 Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
 - core: landing + events of Omny files end to end through the CLI, `python -m orchestration
@@ -12,6 +12,8 @@ Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
 - dlt_merge, dlt_merge_parquet: dlt's filesystem source and `read_jsonl`, merged on EventId into
   DuckDB, with its defaults and with Parquet as the loader file format (bench/dlt_baseline.py;
   dlt is in the `bench` dependency group, which `make bench` installs; skipped without it).
+- core_10x (--tenfold): the core on 10x the events over 10x the hours, against `core`: linear in
+  time, flat in memory.
 Each of ours gets its ratio to each baseline. Numbers are never asserted in a test.
 """
 
@@ -80,6 +82,20 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
     return seconds, peak[0] / 2**20, out
 
 
+def core(landing: Path, work: Path, hours: int) -> tuple[float, float, int]:
+    """Landing + events of `landing`'s Omny files through the CLI: (seconds, peak MB, events kept)."""
+    import duckdb
+    lake = work / "lake"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # an ephemeral instance: the UI's stays clean
+    env.update(WAREHOUSE_LANDING=str(landing), WAREHOUSE_LAKE=str(lake), WAREHOUSE_DUCKDB=str(work / "warehouse.duckdb"),
+               WAREHOUSE_START=f"{START - timedelta(days=2):%Y-%m-%dT%H}")
+    s, mb, _ = measure([sys.executable, "-m", "orchestration", "backfill", "--start", f"{START:%Y-%m-%dT%H}",
+                        "--end", f"{START + timedelta(hours=hours):%Y-%m-%dT%H}", "--sources", "omny", "--no-marts"], env)
+    kept = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/omny/events/**/*.parquet')").fetchone()[0]
+    shutil.rmtree(lake)  # 10x the data would not fit twice
+    return s, mb, kept
+
+
 def duckdb_script(sql: str) -> list[str]:
     return [sys.executable, "-c", f"import duckdb; con = duckdb.connect(); print(con.sql({sql!r}).fetchall()[0][0])"]
 
@@ -88,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="Omny events (2-3 %% re-delivered, 5 %% up to 24 h late)")
     parser.add_argument("--hours", type=int, default=48, help="arrival hours they come in")
+    parser.add_argument("--tenfold", action="store_true", help="also run the core on 10x the events over 10x the hours")
     args = parser.parse_args()
     landing = OUT / f"landing-{args.events}-{args.hours}"
     if not landing.exists():
@@ -99,9 +116,9 @@ def main() -> None:
     work.mkdir(parents=True)
     results, lines = [], 0
 
-    def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int) -> None:
+    def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int, read: int | None = None) -> None:
         results.append({"scenario": name, "kind": kind, "what": what, "wall_s": round(seconds, 2),
-                        "events_per_s": round(lines / seconds), "peak_rss_mb": round(mb), "rows_out": rows})
+                        "events_per_s": round((read or lines) / seconds), "peak_rss_mb": round(mb), "rows_out": rows})
         print(f"{name:20} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows", flush=True)
 
     s, mb, out = measure(duckdb_script(f"CREATE TABLE t AS SELECT * FROM read_json('{files}'); SELECT count(*) FROM t"))
@@ -126,21 +143,24 @@ def main() -> None:
             what = "dlt filesystem + read_jsonl, merge on EventId into DuckDB" + (", Parquet loader files" if flags else ", its defaults")
             record(name, "baseline", what, s, mb, int(out.split()[-1]))
 
-    lake = work / "lake"
-    first, end = START, START + timedelta(hours=args.hours)
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # an ephemeral instance: the UI's stays clean
-    env.update(WAREHOUSE_LANDING=str(landing), WAREHOUSE_LAKE=str(lake), WAREHOUSE_DUCKDB=str(work / "warehouse.duckdb"),
-               WAREHOUSE_START=f"{START - timedelta(days=2):%Y-%m-%dT%H}")
-    s, mb, _ = measure([sys.executable, "-m", "orchestration", "backfill", "--start", f"{first:%Y-%m-%dT%H}",
-                        "--end", f"{end:%Y-%m-%dT%H}", "--sources", "omny", "--no-marts"], env)
-    import duckdb
-    kept = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/omny/events/**/*.parquet')").fetchone()[0]
+    s, mb, kept = core(landing, work / "core", args.hours)
     record("core", "ours", "landing + events through `backfill --no-marts` (CLI, one process)", s, mb, kept)
 
     baselines = {r["scenario"]: r["wall_s"] for r in results if r["kind"] == "baseline"}
     for r in results:
         if r["kind"] == "ours":
             r["ratios"] = {b: round(r["wall_s"] / t, 2) for b, t in baselines.items()}
+
+    if args.tenfold:  # the same, 10x the events over 10x the hours: linear in time, flat in memory
+        big = OUT / f"landing-{args.events * 10}-{args.hours * 10}"
+        if not big.exists():
+            print(f"generating {args.events * 10} Omny events over {args.hours * 10} hours into {big} ...", flush=True)
+            generate(big, args.events * 10, args.hours * 10)
+        base = results[-1]
+        s, mb, kept = core(big, work / "core_10x", args.hours * 10)
+        record("core_10x", "ours", "`core` on 10x the events over 10x the hours (target: at most 10.5x its time, "
+                                   "peak RSS no higher)", s, mb, kept, read=lines * 10)
+        results[-1]["ratios"] = {"core": round(s / base["wall_s"], 2), "core_peak_rss": round(mb / base["peak_rss_mb"], 2)}
     report = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                           "memory_gb": round(os.sysconf("SC_PHYS_PAGES") * PAGE / 2**30)},
@@ -162,6 +182,8 @@ def markdown(report: dict) -> str:
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     out += [""] + [f"- `{r['scenario']}`: {r['what']}" for r in report["results"]]
+    out += [f"- `{r['scenario']}` took {r['ratios']['core']}x the time of `core` and {r['ratios']['core_peak_rss']}x its peak RSS"
+            for r in report["results"] if "core" in r.get("ratios", {})]
     return "\n".join(out) + "\n"
 
 

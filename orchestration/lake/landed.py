@@ -3,9 +3,10 @@ and written as Parquet under the hour each event happened; bad records to quaran
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 import duckdb
 import numpy as np
@@ -23,6 +24,7 @@ from orchestration.storage import Store
 UTC = timezone.utc
 DEDUPE_WINDOW = timedelta(hours=24)
 CHUNK_HOURS = 24
+VECTOR_ROWS = 2048  # DuckDB's vector size
 LATENESS_BUCKETS = ("ahead", "0-1h", "2-6h", "7-24h", "over_24h")
 
 
@@ -56,16 +58,39 @@ class LandedLedger:
 
 
 EVENT_HOUR_SQL = "strftime(date_trunc('hour', event_ts), '%Y-%m-%dT%H')"
-# zstd at level 1: as fast to write as no compression and smaller than DuckDB's default level 3,
-# which cost a quarter more time per write (bench/README.md); reads are the same.
+# zstd at level 1 for what is kept and read often (events, quarantine): as fast to write as no
+# compression for big files, smaller than DuckDB's default level 3, which cost a quarter more.
 PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+# The landed layer is read once or twice, and an arrival hour writes one big file and a small one
+# per late hour: zstd's set-up per column of each small file made it 8 ms a file; snappy halves it.
+LANDED_PARQUET = "FORMAT parquet, COMPRESSION snappy"
 
 
-def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, folder: str) -> None:
+@contextmanager
+def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: object) -> Iterator[None]:
+    """DuckDB settings for the statements inside, reset after."""
+    for name, value in values.items():
+        con.execute(f"SET {name} = {value}")
+    try:
+        yield
+    finally:
+        for name in values:
+            con.execute(f"RESET {name}")
+
+
+# Statements free to produce rows in any order, so DuckDB runs them on every thread: with insertion
+# order kept, the contract query ran on one core (bench/README.md). Only where no reader relies on
+# the order rows come in.
+UNORDERED = {"preserve_insertion_order": "false"}
+
+
+def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, folder: str,
+                      parquet: str = PARQUET, **settings: object) -> None:
     """COPY `query` (with a text `event_hour` column) into `folder/event_hour=H/part_0.parquet`."""
     lake.prepare(folder + "/_")
-    con.execute(f"COPY ({query}) TO {sql_str(lake.uri(folder))} ({PARQUET}, "
-                f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
+    with duckdb_settings(con, **UNORDERED, **settings):
+        con.execute(f"COPY ({query}) TO {sql_str(lake.uri(folder))} ({parquet}, "
+                    f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
 
 
 def _write(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str) -> None:
@@ -118,16 +143,19 @@ class _HourWriter:
         self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
         # The contract query's columns, bound once per connection and source: binding it is most
         # of the cost of a small hour (bench/README.md).
-        name = f"_typed_shape_{contract.name}"
-        shape = ident(name)
-        if not con.execute("SELECT 1 FROM duckdb_tables() WHERE temporary AND table_name = ?", [name]).fetchone():
+        shape = ident(f"_typed_shape_{contract.name}")
+        try:  # asking the catalog (duckdb_tables()) first cost 26 ms an hour
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * FROM {shape}")
+        except duckdb.CatalogException:
             con.register("_batch", self._with_file(empty_table(), ""))
             con.execute(f"CREATE TEMP TABLE {shape} AS SELECT * FROM "
                         f"({typed_records_sql(contract, '_batch', False, rules.times)}) LIMIT 0")
             con.unregister("_batch")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * FROM {shape}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * FROM {shape}")
 
     def _with_file(self, table: pa.Table, key: str) -> pa.Table:
+        # In record batches of one DuckDB vector, zero-copy: DuckDB shares them among its threads.
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema)
         n = table.num_rows
         table = table.append_column("source_file", pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, np.int32)), pa.array([key], pa.string())))
@@ -136,8 +164,9 @@ class _HourWriter:
     def add(self, table: pa.Table, key: str, flat: bool) -> int:
         self.con.register("_batch", self._with_file(table, key))
         try:
-            self.con.execute("INSERT INTO _typed BY NAME " +
-                             typed_records_sql(self.contract, "_batch", flat, self.rules.times))
+            with duckdb_settings(self.con, **UNORDERED):
+                self.con.execute("INSERT INTO _typed BY NAME " +
+                                 typed_records_sql(self.contract, "_batch", flat, self.rules.times))
         finally:
             self.con.unregister("_batch")
         return table.num_rows
@@ -237,8 +266,9 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     staging = lake.staging_key(partition)
     written = [f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}" for h in sorted(new_hours)]
     if new_hours:
+        # One thread: a write of many small files ran at half the speed on two (bench/README.md).
         write_partitioned(con, lake, f"SELECT {columns}, {EVENT_HOUR_SQL} AS event_hour FROM _typed "
-                                     f"WHERE reason IS NULL", staging)
+                                     f"WHERE reason IS NULL", staging, LANDED_PARQUET, threads=1)
     for hour, n in new_hours.items():  # index first, so a reader never misses a landed file
         lake.write_bytes(paths.index_marker(source, hour, arrival_hour), str(n).encode())
     paths.sweep_leftovers(source, lake, event_hours=sorted(new_hours))

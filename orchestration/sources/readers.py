@@ -15,6 +15,8 @@ so that every record of it is quarantined with that reason.
 
 from __future__ import annotations
 
+import queue
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import IO, Callable, Iterator
@@ -205,6 +207,46 @@ def read_json_lines(stream: IO[bytes], limits: ReadLimits, damaged: str | None =
             yield table
 
 
+def read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """`batches`, produced on a thread at most `depth` ahead of the caller: reading and splitting
+    the next chunk (zlib, numpy and Arrow release the GIL) overlaps DuckDB's work on this one.
+    An error of the reader reaches the caller where it happened, after the batches before it."""
+    waiting: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = waiting.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:  # the caller stopped early or failed: let the reader go before its stream closes
+        stop.set()
+        worker.join()
+
+
 # --- Formats DuckDB reads itself ----------------------------------------------------------------
 
 def _batches(relation: duckdb.DuckDBPyConnection) -> Iterator[pa.Table]:
@@ -310,7 +352,7 @@ def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: 
     base = fmt.lower().removesuffix(".gz")
     if base in ("jsonl", "ndjson"):
         with open_stream() as stream:
-            yield from read_json_lines(stream, limits, damaged)
+            yield from read_ahead(read_json_lines(stream, limits, damaged))
         return
     if damaged is not None:
         yield file_error_table(damaged)
