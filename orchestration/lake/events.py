@@ -56,10 +56,23 @@ WITH per_hour AS (
     SELECT *, lag(event_hour) OVER (PARTITION BY event_id ORDER BY event_hour) AS previous_hour
     FROM per_hour
 )
-SELECT event_hour, first.source_file AS source_file, first.source_line AS source_line, copies,
+SELECT event_id, event_hour, first.source_file AS source_file, first.source_line AS source_line, copies,
        previous_hour IS NOT NULL AND previous_hour >= event_hour - INTERVAL {window_hours} HOUR AS in_window
 FROM windowed
 WHERE event_hour >= TIMESTAMP '{start}' AND event_hour < TIMESTAMP '{end}'
+"""
+
+
+# The landed rows of the target hours that are not kept: every copy of an id in the window, and
+# every copy but the first of the others. Few, so the write anti-joins them (a semi join with the
+# winners built a hash table of every row).
+DROPPED_SQL = """
+CREATE OR REPLACE TEMP TABLE _dropped AS
+SELECT l.source_file, l.source_line
+FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
+JOIN (SELECT * FROM _winners WHERE copies > 1 OR in_window) w
+  ON l.event_id = w.event_id AND date_trunc('hour', l.event_ts) = w.event_hour
+WHERE w.in_window OR l.source_file <> w.source_file OR l.source_line <> w.source_line
 """
 
 
@@ -107,11 +120,11 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
     staging = lake.staging_key(paths.events_prefix(source))
     if target_files:  # every target hour in one pass: a file per event hour
         uris = ", ".join(sql_str(lake.uri(k)) for k in target_files)
+        con.execute(DROPPED_SQL.format(uris=uris))
         write_partitioned(con, lake, f"""
             SELECT {columns}, {EVENT_HOUR_SQL.replace('event_ts', 'l.event_ts')} AS event_hour
             FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
-            SEMI JOIN (SELECT source_file, source_line FROM _winners WHERE NOT in_window) w
-              ON l.source_file = w.source_file AND l.source_line = w.source_line
+            ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line
             """, staging)
     written = {}
     for hour in targets:
@@ -134,7 +147,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
             for key, ledger in written.items():
                 if file_name == lake.uri(key):
                     ledger.written_rows += n
-    con.execute("DROP TABLE IF EXISTS _winners")
+    con.execute("DROP TABLE IF EXISTS _winners; DROP TABLE IF EXISTS _dropped")
     return ledgers
 
 
