@@ -207,44 +207,68 @@ def read_json_lines(stream: IO[bytes], limits: ReadLimits, damaged: str | None =
             yield table
 
 
-def read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
-    """`batches`, produced on a thread at most `depth` ahead of the caller: reading and splitting
-    the next chunk (zlib, numpy and Arrow release the GIL) overlaps DuckDB's work on this one.
-    An error of the reader reaches the caller where it happened, after the batches before it."""
-    waiting: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
+def is_text(fmt: str) -> bool:
+    """A format read by our own streaming splitter (JSON Lines, gzipped or not)."""
+    return fmt.lower().removesuffix(".gz") in ("jsonl", "ndjson")
 
-    def put(item: tuple) -> bool:
-        while not stop.is_set():
+
+class ReadAhead:
+    """The JSON Lines files of a run, read and split in order on one thread, at most `depth`
+    batches ahead of the caller: reading the next files (zlib, numpy and Arrow release the GIL)
+    overlaps DuckDB's work on the ones before. `batches(key)` gives one file's batches, files asked
+    in the order given (one skipped is passed over); an error of the reader reaches the caller
+    where it happened, after the batches before it. Memory: `depth` batches of CHUNK_BYTES."""
+
+    def __init__(self, files: list[tuple[str, Callable[[], IO[bytes]]]], limits: ReadLimits, depth: int = 4):
+        self._waiting: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._files, self._limits = files, limits
+        self._worker = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
+        self._worker.start()
+
+    def _put(self, item: tuple) -> bool:
+        while not self._stop.is_set():
             try:
-                waiting.put(item, timeout=0.1)
+                self._waiting.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if not put(("batch", batch)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # handed to the caller, raised there
-            put(("error", exc))
+    def _produce(self) -> None:
+        self._run()
+        self._put(("", "done", None))
 
-    worker = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    worker.start()
-    try:
+    def _run(self) -> None:
+        for key, open_stream in self._files:
+            try:
+                with open_stream() as stream:
+                    for batch in read_json_lines(stream, self._limits):
+                        if not self._put((key, "batch", batch)):
+                            return
+            except BaseException as exc:  # handed to the caller, raised there
+                if not self._put((key, "error", exc)):
+                    return
+                continue
+            if not self._put((key, "end", None)):
+                return
+
+    def batches(self, key: str) -> Iterator[pa.Table]:
         while True:
-            kind, item = waiting.get()
+            item_key, kind, item = self._waiting.get()
+            if kind == "done":
+                raise RuntimeError(f"read-ahead: {key} asked out of order")
+            if item_key != key:  # a file the caller passed over
+                continue
             if kind == "end":
                 return
             if kind == "error":
                 raise item
             yield item
-    finally:  # the caller stopped early or failed: let the reader go before its stream closes
-        stop.set()
-        worker.join()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._worker.join()
 
 
 # --- Formats DuckDB reads itself ----------------------------------------------------------------
@@ -350,9 +374,9 @@ def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: 
     """Batches of raw records of one file of format `fmt` (as named by the contract's layout).
     DuckDB errors on a file DuckDB reads itself are the file's: one record with the reason."""
     base = fmt.lower().removesuffix(".gz")
-    if base in ("jsonl", "ndjson"):
+    if is_text(fmt):
         with open_stream() as stream:
-            yield from read_ahead(read_json_lines(stream, limits, damaged))
+            yield from read_json_lines(stream, limits, damaged)
         return
     if damaged is not None:
         yield file_error_table(damaged)
