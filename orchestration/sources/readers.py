@@ -15,6 +15,7 @@ so that every record of it is quarantined with that reason.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import zlib
@@ -289,8 +290,10 @@ def read_json_document(uri: str, con: duckdb.DuckDBPyConnection, limits: ReadLim
 
 def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
     """SELECT that turns a flattened row into JSON keyed by the contract's dotted paths
-    (matched case-insensitively), undoing CSV formula-escaping."""
-    parts = []
+    (matched case-insensitively), undoing CSV formula-escaping. Empty cells are left out of it,
+    as a nested record leaves out what it lacks: a row then carries a column the contract does
+    not name only where it has a value (schema drift), and its keys are checked cheaply."""
+    members = []
     for col in columns:
         key = paths.get(col.lower(), col)
         ident = '"' + col.replace('"', '""') + '"'
@@ -298,8 +301,9 @@ def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
             value = f"CASE WHEN regexp_matches({ident}, '^''[=+\\-@\\t\\r]') THEN substr({ident}, 2) ELSE {ident} END"
         else:
             value = ident
-        parts.append('"' + key.replace('"', '""') + f'" := {value}')
-    return "to_json(struct_pack(" + ", ".join(parts) + "))::VARCHAR"
+        member = "'" + (json.dumps(key) + ":").replace("'", "''") + "'"
+        members.append(f"CASE WHEN {ident} IS NOT NULL THEN {member} || to_json({value}) END")
+    return "('{' || concat_ws(',', " + ", ".join(members) + ") || '}')::VARCHAR"
 
 
 def _duplicate_columns(columns: list[str], paths: dict[str, str]) -> list[str]:
