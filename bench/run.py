@@ -1,7 +1,7 @@
 """`make bench`: our core and the baselines a user would reach for instead, on the same files, each
 in a fresh process, into bench/results/latest.json and latest.md.
 
-    uv run python bench/run.py [--events 200000] [--hours 48] [--tenfold]
+    uv run python bench/run.py [--events 200000] [--hours 48] [--tenfold] [--skip atomic,marts]
 
 Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
 - core: landing + events of Omny files end to end through the CLI, `python -m orchestration
@@ -13,8 +13,13 @@ Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
   DuckDB, with its defaults and with Parquet as the loader file format (bench/dlt_baseline.py;
   dlt is in the `bench` dependency group, which `make bench` installs; skipped without it).
 - core_10x (--tenfold): the core on 10x the events over 10x the hours, against `core`: linear in
-  time, flat in memory.
-Each of ours gets its ratio to each baseline. Numbers are never asserted in a test.
+  time, flat in memory;
+- atomic_duckdb_floor, atomic_core: half as many Atomic events in mixed NDJSON / CSV / Parquet
+  batches, DuckDB reading the same files against the core (bench/atomic_bench.py);
+- dbt_floor, marts_one_hour_1d / _30d, history_one_hour_1d / _30d, marts_48h_all_sources: the marts
+  step against a trivial dbt build in a Dagster step, and one new hour of every source after 1 and
+  30 days of history (bench/marts_bench.py).
+Each of ours gets its ratio to each baseline of its group. Numbers are never asserted in a test.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import atomic_bench
+import marts_bench
 from omny_bench import OUT, START, generate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,6 +112,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="Omny events (2-3 %% re-delivered, 5 %% up to 24 h late)")
     parser.add_argument("--hours", type=int, default=48, help="arrival hours they come in")
     parser.add_argument("--tenfold", action="store_true", help="also run the core on 10x the events over 10x the hours")
+    parser.add_argument("--skip", default="", help="comma-separated groups to leave out: atomic, marts")
     args = parser.parse_args()
     landing = OUT / f"landing-{args.events}-{args.hours}"
     if not landing.exists():
@@ -114,12 +122,13 @@ def main() -> None:
     work = OUT / "run"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    results, lines = [], 0
+    results, lines, group = [], 0, ["omny"]  # a scenario is compared with the baselines of its group
 
     def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int, read: int | None = None) -> None:
-        results.append({"scenario": name, "kind": kind, "what": what, "wall_s": round(seconds, 2),
-                        "events_per_s": round((read or lines) / seconds), "peak_rss_mb": round(mb), "rows_out": rows})
-        print(f"{name:20} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows", flush=True)
+        read = read or (lines if group[0] == "omny" else rows)
+        results.append({"scenario": name, "group": group[0], "kind": kind, "what": what, "wall_s": round(seconds, 2),
+                        "events_per_s": round(read / seconds), "peak_rss_mb": round(mb), "rows_out": rows})
+        print(f"{name:24} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows", flush=True)
 
     s, mb, out = measure(duckdb_script(f"CREATE TABLE t AS SELECT * FROM read_json('{files}'); SELECT count(*) FROM t"))
     lines = int(out.split()[-1])  # every line a record: the events/s of each scenario count these
@@ -146,11 +155,6 @@ def main() -> None:
     s, mb, kept = core(landing, work / "core", args.hours)
     record("core", "ours", "landing + events through `backfill --no-marts` (CLI, one process)", s, mb, kept)
 
-    baselines = {r["scenario"]: r["wall_s"] for r in results if r["kind"] == "baseline"}
-    for r in results:
-        if r["kind"] == "ours":
-            r["ratios"] = {b: round(r["wall_s"] / t, 2) for b, t in baselines.items()}
-
     if args.tenfold:  # the same, 10x the events over 10x the hours: linear in time, flat in memory
         big = OUT / f"landing-{args.events * 10}-{args.hours * 10}"
         if not big.exists():
@@ -161,6 +165,27 @@ def main() -> None:
         record("core_10x", "ours", "`core` on 10x the events over 10x the hours (target: at most 10.5x its time, "
                                    "peak RSS no higher)", s, mb, kept, read=lines * 10)
         results[-1]["ratios"] = {"core": round(s / base["wall_s"], 2), "core_peak_rss": round(mb / base["peak_rss_mb"], 2)}
+
+    if "atomic" not in args.skip:  # half as many Atomic events, in mixed NDJSON / CSV / Parquet batches
+        group[0] = "atomic"
+        atomic_landing = OUT / f"atomic-landing-{args.events // 2}-{args.hours}"
+        if not atomic_landing.exists():
+            print(f"generating {args.events // 2} Atomic events over {args.hours} hours into {atomic_landing} ...", flush=True)
+            atomic_bench.generate(atomic_landing, args.events // 2, args.hours)
+        atomic_bench.run(atomic_landing, work / "atomic", measure, record)
+    if "marts" not in args.skip:  # the marts step against the dbt floor; one new hour after 1 and 30 days
+        group[0] = "marts"
+        marts_bench.run(work / "marts", record)
+
+    for r in results:
+        baselines = {b["scenario"]: b["wall_s"] for b in results if b["kind"] == "baseline" and b["group"] == r["group"]}
+        if r["kind"] == "ours" and "ratios" not in r:
+            r["ratios"] = {b: round(r["wall_s"] / t, 2) for b, t in baselines.items()
+                           if r["group"] != "marts" or r["scenario"].startswith("marts_one_hour")}
+    by = {r["scenario"]: r for r in results}
+    if "history_one_hour_1d" in by and "history_one_hour_30d" in by:
+        by["history_one_hour_30d"]["ratios"]["history_one_hour_1d"] = round(
+            by["history_one_hour_30d"]["wall_s"] / by["history_one_hour_1d"]["wall_s"], 2)
     report = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                           "memory_gb": round(os.sysconf("SC_PHYS_PAGES") * PAGE / 2**30)},
@@ -173,14 +198,17 @@ def main() -> None:
 
 def markdown(report: dict) -> str:
     scale = report["scale"]
-    names = [r["scenario"] for r in report["results"] if r["kind"] == "baseline"]
-    head = ["scenario", "wall s", "events/s", "peak RSS MB", "rows out", *(f"x {n}" for n in names)]
-    rows = [[r["scenario"], r["wall_s"], r["events_per_s"], r["peak_rss_mb"], r["rows_out"],
-             *(r.get("ratios", {}).get(n, "") for n in names)] for r in report["results"]]
-    out = [f"{scale['lines']} Omny lines ({scale['events']} events, re-deliveries included) over {scale['hours']} hours; "
-           f"{report['machine']['cores']} cores; {report['measured_at']}", "",
-           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    out = [f"{scale['lines']} Omny lines ({scale['events']} events, re-deliveries included) over {scale['hours']} hours, "
+           f"{scale['events'] // 2} Atomic events; {report['machine']['cores']} cores; {report['measured_at']}"]
+    for group in dict.fromkeys(r.get("group", "omny") for r in report["results"]):
+        results = [r for r in report["results"] if r.get("group", "omny") == group]
+        names = [r["scenario"] for r in results if r["kind"] == "baseline"]
+        names += [n for r in results for n in r.get("ratios", {}) if n not in names and n != "core_peak_rss"]
+        head = ["scenario", "wall s", "events/s", "peak RSS MB", "rows out", *(f"x {n}" for n in names)]
+        rows = [[r["scenario"], r["wall_s"], r["events_per_s"], r["peak_rss_mb"], r["rows_out"],
+                 *(r.get("ratios", {}).get(n, "") for n in names)] for r in results]
+        out += ["", f"**{group}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     out += [""] + [f"- `{r['scenario']}`: {r['what']}" for r in report["results"]]
     out += [f"- `{r['scenario']}` took {r['ratios']['core']}x the time of `core` and {r['ratios']['core_peak_rss']}x its peak RSS"
             for r in report["results"] if "core" in r.get("ratios", {})]

@@ -94,8 +94,11 @@ def build_jobs(sources: list[str], dbt_assets: list[dg.AssetsDefinition],
                             description="Build event hours: one row per event id, first-delivered copy kept."),
     ]
     for run in mart_runs(dbt_assets, sources):
+        # One process for the whole run: its steps run one after another anyway (the warehouse
+        # pool), and a process per step (Dagster's default executor) loads the code location
+        # again for each of them (bench/README.md, "Marts: where the time goes").
         jobs.append(dg.define_asset_job(
-            run.name, selection=list(run.keys),
+            run.name, selection=list(run.keys), executor_def=dg.in_process_executor,
             description="Build the dbt marts " + ("and whole-table models over event hours" if run.name == MARTS_JOB
                                                   else f"partitioned by {run.name.rsplit('_by_', 1)[-1]}")))
     return jobs

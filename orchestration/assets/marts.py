@@ -5,7 +5,9 @@ whole-table models take the window of the run they are in (the hours that change
 from every hour. This is the only step that writes the DuckDB file."""
 
 
+import hashlib
 import json
+import os
 import shutil
 import time
 from datetime import timezone
@@ -22,7 +24,7 @@ from orchestration.assets.ingestion import events_key
 from orchestration.contracts import MartContract, SourceContract, load_mart_contracts, load_source_contracts
 from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from orchestration.partitions import run_window
-from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseDbtResource, WarehouseResource
 
 DBT_ASSETS_NAME = "warehouse_dbt"  # the whole-table models; the partitioned ones add `_<partitioning>`
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -33,6 +35,13 @@ DBT_RUNS_DIR = Path("target") / "runs"
 KEEP_FAILED_RUNS = 3
 FAILED_MARKER = "FAILED"
 STALE_AFTER_SECONDS = 24 * 3600  # a run folder nobody finished (the process was killed)
+# dbt parses the whole project again whenever its --vars differ from those of the partial parse
+# it finds (the window changes every run): each invocation leaves its partial parse here, keyed
+# by its vars, and the next one with the same vars (the other dbt step of a run, a re-run of the
+# window) starts from it. dbt itself checks the files, the profile and the vars it was made with.
+PARSE_CACHE_DIR = Path("target") / "parse_cache"
+PARSE_CACHE_KEEP = 8
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 def _newest_source_file() -> float:
@@ -49,7 +58,7 @@ def ensure_manifest() -> Path:
     # Processes loading the code location at once (the UI, a backfill, test workers) parse once.
     with FileLock(manifest.parent / ".parse.lock", timeout=600):
         if not manifest.exists() or manifest.stat().st_mtime < _newest_source_file():
-            DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE).cli(
+            WarehouseDbtResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE).cli(
                 ["parse", "--quiet"], target_path=Path("target")).wait()
     return manifest
 
@@ -145,6 +154,42 @@ def dbt_vars(window: tuple | None, lake: StorageResource, warehouse: WarehouseRe
     return {**window_vars, "lake_root": lake.root, "duckdb_path": warehouse.path}
 
 
+def _parse_cache(variables: dict[str, str]) -> Path:
+    key = hashlib.sha256(json.dumps(variables, sort_keys=True).encode()).hexdigest()[:24]
+    return DBT_PROJECT_DIR / PARSE_CACHE_DIR / f"{key}.msgpack"
+
+
+def reuse_parse(variables: dict[str, str], run_target: Path) -> None:
+    """Start dbt in `run_target` from the partial parse of an earlier invocation with the same vars."""
+    run_target.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(_parse_cache(variables), run_target / PARTIAL_PARSE)
+    except FileNotFoundError:  # none yet (or just pruned): dbt parses, as it would have
+        pass
+
+
+def keep_parse(variables: dict[str, str], run_target: Path) -> None:
+    """Keep the partial parse dbt left in `run_target` for the next invocation with the same vars
+    (the newest PARSE_CACHE_KEEP of them)."""
+    parsed = run_target / PARTIAL_PARSE
+    if not parsed.exists():
+        return
+    cached = _parse_cache(variables)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+    shutil.copyfile(parsed, partial)
+    os.replace(partial, cached)  # whole or not at all: another process may be reading it
+
+    def age(path: Path) -> float:
+        try:
+            return -path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    for old in sorted(cached.parent.glob("*.msgpack"), key=age)[PARSE_CACHE_KEEP:]:
+        old.unlink(missing_ok=True)
+
+
 def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, variables: dict[str, str],
                warehouse: WarehouseResource):
     target = DBT_RUNS_DIR / f"{context.run_id}-{context.op_def.name}"  # this step's artifacts and log, removed when it succeeds
@@ -155,6 +200,7 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, variables: d
         context.log.info(f"dbt build over {span}")
         # Failed dbt tests are reported as failed (blocking) asset checks, not as a crash of the
         # step, so the contract checks still run and name the rows; a model that fails to build does fail it.
+        reuse_parse(variables, DBT_PROJECT_DIR / target)
         invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
                              target_path=target)
         succeeded = False
@@ -172,6 +218,7 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, variables: d
                         f"{r['unique_id'].split('.')[-1]}: {(r.get('message') or '').strip()[:500]}" for r in failed),
                     metadata={r["unique_id"].split(".")[-1]: (r.get("message") or "")[:1000] for r in failed})
             succeeded = True
+            keep_parse(variables, invocation.target_path)
         finally:
             tidy_target(invocation.target_path, succeeded)
 

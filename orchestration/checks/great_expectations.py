@@ -4,6 +4,9 @@ The contract (data_contracts/marts/*.yaml, loaded by `orchestration.contracts`) 
 expectation suite: the table has exactly the contract's columns, required columns are not null,
 the primary key is unique, enum / minimum / maximum / pattern hold, and every `custom`
 great-expectations quality rule runs as the expectation it names. `sql` rules are dbt's.
+With `only_beyond_dbt`, the suite holds only the rules dbt cannot express (the `custom`
+great-expectations ones): the contract check runs that when dbt's model contract and tests,
+compiled from the same contract, have checked the column rules in the same run (checks/marts.py).
 
 Great Expectations is imported inside the functions: the import takes seconds and the Dagster
 code location imports this module.
@@ -62,8 +65,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _compile(contract: MartContract) -> ExpectationSuite:
-    """The suite for `contract`; needs an active GX context (see `_context`)."""
+def _compile(contract: MartContract, only_beyond_dbt: bool = False) -> ExpectationSuite:
+    """The suite for `contract` (with `only_beyond_dbt`, its great-expectations rules alone);
+    needs an active GX context (see `_context`)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.expectations.registry import get_expectation_impl
@@ -75,36 +79,38 @@ def _compile(contract: MartContract) -> ExpectationSuite:
         meta = {**(kwargs.pop("meta", None) or {}), "rule": rule, "contract": t}
         expectations.append(expectation_cls(meta=meta, **kwargs))
 
-    names = [c.name for c in contract.columns]
-    add(f"{t}: has exactly the contract's {len(names)} columns", gxe.ExpectTableColumnsToMatchSet,
-        column_set=names, exact_match=True)
+    # The column rules: dbt's model contract and tests hold the same ones (dbt_yaml.py).
+    if not only_beyond_dbt:
+        names = [c.name for c in contract.columns]
+        add(f"{t}: has exactly the contract's {len(names)} columns", gxe.ExpectTableColumnsToMatchSet,
+            column_set=names, exact_match=True)
 
-    for c in contract.columns:
-        if c.required:
-            add(f"{t}.{c.name}: not null", gxe.ExpectColumnValuesToNotBeNull, column=c.name)
+        for c in contract.columns:
+            if c.required:
+                add(f"{t}.{c.name}: not null", gxe.ExpectColumnValuesToNotBeNull, column=c.name)
 
-    key = contract.primary_key
-    if len(key) == 1:
-        add(f"{t}.{key[0]}: unique", gxe.ExpectColumnValuesToBeUnique, column=key[0])
-    elif key:
-        add(f"{t}: ({', '.join(key)}) unique", gxe.ExpectCompoundColumnsToBeUnique, column_list=list(key))
+        key = contract.primary_key
+        if len(key) == 1:
+            add(f"{t}.{key[0]}: unique", gxe.ExpectColumnValuesToBeUnique, column=key[0])
+        elif key:
+            add(f"{t}: ({', '.join(key)}) unique", gxe.ExpectCompoundColumnsToBeUnique, column_list=list(key))
 
-    for c in contract.columns:
-        if c.enum is not None:
-            add(f"{t}.{c.name}: one of {', '.join(_fmt(v) for v in c.enum)}",
-                gxe.ExpectColumnValuesToBeInSet, column=c.name, value_set=list(c.enum))
-        if c.minimum is not None or c.maximum is not None:
-            if c.minimum is not None and c.maximum is not None:
-                what = f"between {_fmt(c.minimum)} and {_fmt(c.maximum)}"
-            elif c.minimum is not None:
-                what = f"at least {_fmt(c.minimum)}"
-            else:
-                what = f"at most {_fmt(c.maximum)}"
-            add(f"{t}.{c.name}: {what}", gxe.ExpectColumnValuesToBeBetween,
-                column=c.name, min_value=c.minimum, max_value=c.maximum)
-        if c.pattern is not None:
-            add(f"{t}.{c.name}: matches {c.pattern}", gxe.ExpectColumnValuesToMatchRegex,
-                column=c.name, regex=c.pattern)
+        for c in contract.columns:
+            if c.enum is not None:
+                add(f"{t}.{c.name}: one of {', '.join(_fmt(v) for v in c.enum)}",
+                    gxe.ExpectColumnValuesToBeInSet, column=c.name, value_set=list(c.enum))
+            if c.minimum is not None or c.maximum is not None:
+                if c.minimum is not None and c.maximum is not None:
+                    what = f"between {_fmt(c.minimum)} and {_fmt(c.maximum)}"
+                elif c.minimum is not None:
+                    what = f"at least {_fmt(c.minimum)}"
+                else:
+                    what = f"at most {_fmt(c.maximum)}"
+                add(f"{t}.{c.name}: {what}", gxe.ExpectColumnValuesToBeBetween,
+                    column=c.name, min_value=c.minimum, max_value=c.maximum)
+            if c.pattern is not None:
+                add(f"{t}.{c.name}: matches {c.pattern}", gxe.ExpectColumnValuesToMatchRegex,
+                    column=c.name, regex=c.pattern)
 
     for r in contract.rules:
         if r.kind != "great-expectations":
@@ -181,10 +187,11 @@ def _failure(rule: str, result: dict, exception: str | None, rows: int, key: lis
     return f"{rule} — does not hold"
 
 
-def validate_mart(contract: MartContract, df: pd.DataFrame) -> MartValidation:
-    """Check a mart's rows (a pandas DataFrame) against its contract's expectation suite."""
+def validate_mart(contract: MartContract, df: pd.DataFrame, only_beyond_dbt: bool = False) -> MartValidation:
+    """Check a mart's rows (a pandas DataFrame) against its contract's expectation suite (with
+    `only_beyond_dbt`, the rules dbt cannot express alone)."""
     context = _context()
-    suite = _compile(contract)
+    suite = _compile(contract, only_beyond_dbt)
     batch = (context.data_sources.add_pandas(f"{contract.name}_rows")
              .add_dataframe_asset(contract.name)
              .add_batch_definition_whole_dataframe("all_rows")
