@@ -371,8 +371,10 @@ def _name_endpoint_in_errors(http_response: Any, parsed: dict, **_: Any) -> None
 def duckdb_connection(s3_client: Any | None = None, *, memory_limit: str | None = None,
                       max_attempts: int = Settings.s3_max_attempts) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB in UTC that can read and write the stores (httpfs for S3)."""
+    # No external file cache: it kept every Parquet file read (most are read once) until the memory
+    # limit, so a long run's peak grew with its length (bench/README.md, 10x the data).
     config = {"extension_directory": HTTPFS_DIR, "autoinstall_known_extensions": "false",
-              "autoload_known_extensions": "false"}
+              "autoload_known_extensions": "false", "enable_external_file_cache": "false"}
     if memory_limit:
         config["memory_limit"] = memory_limit
         config["temp_directory"] = SPILL_DIR  # past the limit DuckDB spills here, not into the cwd
