@@ -266,3 +266,18 @@ def test_repeated_validations_give_the_same_answer(sessions):
     df = sessions_frame()
     results = [validate_mart(sessions, df) for _ in range(3)]
     assert all(r.passed for r in results)
+
+
+def test_beyond_dbt_holds_only_the_rules_dbt_cannot_express(sessions):
+    """When dbt's tests of the same run passed, the check runs the great-expectations rules alone:
+    a column rule is dbt's (not checked twice), a rule only Great Expectations holds still fails."""
+    df = sessions_frame()
+    _unknown_device(df)  # an enum: dbt's accepted_values test
+    assert validate_mart(sessions, df, only_beyond_dbt=True).passed
+
+    _ends_before_start(df)  # a custom great-expectations rule: dbt has no test for it
+    result = validate_mart(sessions, df, only_beyond_dbt=True)
+    assert not result.passed
+    assert result.failures == [
+        f"fct_sessions: session_ends_after_start (A session cannot end before it starts.) — 1 of {ROWS} rows "
+        "break it, e.g. session_key=s0017"]

@@ -26,6 +26,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from orchestration.sources.records import sql_str
+
 RAW_SCHEMA = pa.schema([("source_line", pa.int64()), ("raw", pa.large_string()), ("file_error", pa.string())])
 FLAT_FORMATS = ("csv", "parquet")
 CHUNK_BYTES = 16 * 1024 * 1024  # decompressed text split per batch
@@ -301,8 +303,7 @@ def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
             value = f"CASE WHEN regexp_matches({ident}, '^''[=+\\-@\\t\\r]') THEN substr({ident}, 2) ELSE {ident} END"
         else:
             value = ident
-        member = "'" + (json.dumps(key) + ":").replace("'", "''") + "'"
-        members.append(f"CASE WHEN {ident} IS NOT NULL THEN {member} || to_json({value}) END")
+        members.append(f"CASE WHEN {ident} IS NOT NULL THEN {sql_str(json.dumps(key) + ':')} || to_json({value}) END")
     return "('{' || concat_ws(',', " + ", ".join(members) + ") || '}')::VARCHAR"
 
 
