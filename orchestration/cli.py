@@ -147,7 +147,9 @@ def _as_bigint(result):
 
     if not any(str(t) == "HUGEINT" for t in result.types):
         return result
-    quoted = ['"' + c.replace('"', '""') + '"' for c in result.columns]
+    from orchestration.sql import ident
+
+    quoted = [ident(c) for c in result.columns]
     casts = ", ".join(f"{q}::BIGINT AS {q}" if str(t) == "HUGEINT" else q for q, t in zip(quoted, result.types))
     try:
         return result.project(casts).execute()

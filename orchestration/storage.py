@@ -385,6 +385,24 @@ def duckdb_connection(s3_client: Any | None = None, *, memory_limit: str | None 
     return con
 
 
+@contextmanager
+def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: object) -> Iterator[None]:
+    """DuckDB settings for the statements inside, reset after."""
+    for name, value in values.items():
+        con.execute(f"SET {name} = {value}")
+    try:
+        yield
+    finally:
+        for name in values:
+            con.execute(f"RESET {name}")
+
+
+# Statements free to produce rows in any order, so DuckDB runs them on every thread: with insertion
+# order kept, the contract query ran on one core (bench/README.md). Only where no reader relies on
+# the order rows come in.
+UNORDERED = {"preserve_insertion_order": "false"}
+
+
 # DuckDB's httpfs retries a failed request (connection error, 408, 429, 5xx such as 503 SlowDown)
 # at once, then after WAIT, WAIT*BACKOFF, WAIT*BACKOFF^2, ...: with 10 attempts the last one is
 # 51 s after the first, so an outage of that long is ridden out; boto's standard mode (the other

@@ -11,7 +11,8 @@ import dagster as dg
 
 from orchestration.contracts import LEADING_DESCRIPTIONS, SourceContract
 from orchestration.lake.events import EventsLedger, build_event_hours
-from orchestration.lake.landed import DEDUPE_WINDOW, LandedLedger, LandingInterrupted, LandingRules, land_hours
+from orchestration.lake import DEDUPE_WINDOW
+from orchestration.lake.landed import LandedLedger, LandingInterrupted, LandingRules, land_hours
 from orchestration.partitions import hours_between
 from orchestration.resources import StorageResource, lake_duckdb
 from orchestration.settings import Settings, format_hour

@@ -14,11 +14,12 @@ from typing import Callable
 import duckdb
 
 from orchestration.contracts import SourceContract
-from orchestration.lake import paths
-from orchestration.lake.landed import DEDUPE_WINDOW, EVENT_HOUR_SQL, write_partitioned
+from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
+from orchestration.lake.parquet import event_hour_sql, rows_written, write_partitioned
 from orchestration.partitions import hours_between
 from orchestration.settings import format_hour
-from orchestration.sources.records import lake_columns, sql_str
+from orchestration.sources.records import lake_columns
+from orchestration.sql import column_list, sql_str
 from orchestration.storage import Store
 
 UTC = timezone.utc
@@ -76,13 +77,10 @@ WHERE w.in_window OR l.source_file <> w.source_file OR l.source_line <> w.source
 """
 
 
-CHUNK = timedelta(hours=24)  # event hours written per COPY: bounds memory on long backfills
-
-
 def build_event_hours(contract: SourceContract, lake: Store, start: datetime, end: datetime,
                       con: duckdb.DuckDBPyConnection,
                       on_chunk: Callable[[list[EventsLedger]], None] = lambda ledgers: None) -> list[EventsLedger]:
-    """Materialise the event hours of [start, end), a day of hours at a time."""
+    """Materialise the event hours of [start, end), CHUNK of them at a time."""
     paths.sweep_leftovers(contract.name, lake)
     ledgers, chunk_start = [], start
     while chunk_start < end:
@@ -108,7 +106,6 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
             uris=", ".join(sql_str(lake.uri(k)) for k in all_files), window_hours=window_hours,
             start=f"{start:%Y-%m-%d %H:00:00}", end=f"{end:%Y-%m-%d %H:00:00}",
         ))
-    columns = ", ".join(f'l."{c}"' for c in lake_columns(contract))
     stats = {}
     if all_files:
         stats = {h.replace(tzinfo=UTC): row for h, *row in con.execute("""
@@ -122,7 +119,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
         uris = ", ".join(sql_str(lake.uri(k)) for k in target_files)
         con.execute(DROPPED_SQL.format(uris=uris))
         write_partitioned(con, lake, f"""
-            SELECT {columns}, {EVENT_HOUR_SQL.replace('event_ts', 'l.event_ts')} AS event_hour
+            SELECT {column_list(lake_columns(contract), "l")}, {event_hour_sql("l.event_ts")} AS event_hour
             FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
             ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line
             """, staging)
@@ -141,12 +138,8 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
         ledgers.append(ledger)
     if staging != paths.events_prefix(source):
         lake.delete([staging])
-    if written:
-        uris = ", ".join(sql_str(lake.uri(k)) for k in written)
-        for file_name, n in con.execute(f"SELECT DISTINCT file_name, num_rows FROM parquet_file_metadata([{uris}])").fetchall():
-            for key, ledger in written.items():
-                if file_name == lake.uri(key):
-                    ledger.written_rows += n
+    for key, n in rows_written(con, lake, list(written)).items():
+        written[key].written_rows = n
     con.execute("DROP TABLE IF EXISTS _winners; DROP TABLE IF EXISTS _dropped")
     return ledgers
 

@@ -3,28 +3,27 @@ and written as Parquet under the hour each event happened; bad records to quaran
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Callable, Iterator
+from typing import Callable
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
 from orchestration.contracts import SourceContract
-from orchestration.lake import paths
+from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
+from orchestration.lake.parquet import LANDED_PARQUET, event_hour_sql, rows_written, write_file, write_partitioned
 from orchestration.lake.paths import HourFiles, scan_landing
 from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.readers import (DamagedFile, ReadAhead, ReadLimits, empty_table, file_error_table,
                                            is_flat, is_text, read_batches)
-from orchestration.sources.records import EventTimeRange, ident, lake_columns, sql_str, typed_records_sql
-from orchestration.storage import Store
+from orchestration.sources.records import EventTimeRange, lake_columns, typed_records_sql
+from orchestration.sql import column_list, ident, sql_str
+from orchestration.storage import UNORDERED, Store, duckdb_settings
 
 UTC = timezone.utc
-DEDUPE_WINDOW = timedelta(hours=24)
-CHUNK_HOURS = 24
 VECTOR_ROWS = 2048  # DuckDB's vector size
 FLUSH_BYTES = 64 * 1024 * 1024  # raw records held before they go through the contract query
 LATENESS_BUCKETS = ("ahead", "0-1h", "2-6h", "7-24h", "over_24h")
@@ -57,47 +56,6 @@ class LandedLedger:
         return (self.rows_read == self.rows_landed + self.rows_quarantined
                 and self.written_landed == self.rows_landed
                 and self.written_quarantined == self.rows_quarantined)
-
-
-EVENT_HOUR_SQL = "strftime(date_trunc('hour', event_ts), '%Y-%m-%dT%H')"
-# zstd at level 1 for what is kept and read often (events, quarantine): as fast to write as no
-# compression for big files, smaller than DuckDB's default level 3, which cost a quarter more.
-PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
-# The landed layer is read once or twice, and an arrival hour writes one big file and a small one
-# per late hour: zstd's set-up per column of each small file made it 8 ms a file; snappy halves it.
-LANDED_PARQUET = "FORMAT parquet, COMPRESSION snappy"
-
-
-@contextmanager
-def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: object) -> Iterator[None]:
-    """DuckDB settings for the statements inside, reset after."""
-    for name, value in values.items():
-        con.execute(f"SET {name} = {value}")
-    try:
-        yield
-    finally:
-        for name in values:
-            con.execute(f"RESET {name}")
-
-
-# Statements free to produce rows in any order, so DuckDB runs them on every thread: with insertion
-# order kept, the contract query ran on one core (bench/README.md). Only where no reader relies on
-# the order rows come in.
-UNORDERED = {"preserve_insertion_order": "false"}
-
-
-def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, folder: str,
-                      parquet: str = PARQUET, **settings: object) -> None:
-    """COPY `query` (with a text `event_hour` column) into `folder/event_hour=H/part_0.parquet`."""
-    lake.prepare(folder + "/_")
-    with duckdb_settings(con, **UNORDERED, **settings):
-        con.execute(f"COPY ({query}) TO {sql_str(lake.uri(folder))} ({parquet}, "
-                    f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
-
-
-def _write(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str) -> None:
-    lake.prepare(key)
-    con.execute(f"COPY ({query}) TO {sql_str(lake.uri(key))} ({PARQUET})")
 
 
 @dataclass(frozen=True)
@@ -246,11 +204,6 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     ledger.files = len(found.files)
     ledger.files_reported = dict(found.reported)
 
-    partition = paths.landed_partition(source, arrival_hour)
-    old_keys = lake.list(partition + "/")
-    old_hours = {paths.hour_from_key(k, "event_hour") for k in old_keys if "event_hour=" in k}
-    q_key = paths.quarantine_file(source, arrival_hour)
-
     writer = _HourWriter(contract, arrival_hour, con, rules, ahead)
     for info, fmt in found.files:
         empty = writer.land_file(landing, info.key, fmt)
@@ -258,10 +211,22 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
             ledger.files_reported[info.key] = empty
     writer.flush()
 
-    counts = con.execute("""
+    new_hours = _account(con, ledger)
+    _publish_landed(contract, lake, con, arrival_hour, new_hours, ledger)
+    _publish_quarantine(lake, con, arrival_hour, ledger)
+    if run_ids:
+        con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT event_id, date_trunc('hour', event_ts) "
+                    f"FROM _typed WHERE reason IS NULL")
+    con.execute("DROP TABLE _typed")
+    return ledger
+
+
+def _account(con: duckdb.DuckDBPyConnection, ledger: LandedLedger) -> dict[datetime, int]:
+    """The ledger's counts from `_typed`: rows, quarantine reasons, schema drift, event hours and
+    lateness. Returns the rows of each event hour landed."""
+    ledger.rows_read, ledger.rows_landed, ledger.rows_quarantined = con.execute("""
         SELECT count(*), count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM _typed
     """).fetchone()
-    ledger.rows_read, ledger.rows_landed, ledger.rows_quarantined = counts
     ledger.quarantine_reasons = dict(con.execute("""
         SELECT split_part(reason, '; ', 1) AS r, count(*) FROM _typed WHERE reason IS NOT NULL
         GROUP BY r ORDER BY count(*) DESC, r
@@ -270,14 +235,11 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
         SELECT field, count(*) FROM (SELECT unnest(unknown_fields) AS field FROM _typed WHERE unknown_fields IS NOT NULL)
         GROUP BY field ORDER BY count(*) DESC, field
     """).fetchall())
-
     hours = con.execute("""
         SELECT date_trunc('hour', event_ts) AS h, count(*) FROM _typed WHERE reason IS NULL GROUP BY h ORDER BY h
     """).fetchall()
     new_hours = {h.replace(tzinfo=UTC): n for h, n in hours}
     ledger.event_hours_touched = {format_hour(h): n for h, n in new_hours.items()}
-    ledger.event_hours_removed = sorted(format_hour(h) for h in old_hours - set(new_hours))
-
     lateness = dict(con.execute("""
         SELECT CASE WHEN hours < 0 THEN 'ahead' WHEN hours <= 1 THEN '0-1h' WHEN hours <= 6 THEN '2-6h'
                     WHEN hours <= 24 THEN '7-24h' ELSE 'over_24h' END AS bucket, count(*)
@@ -287,15 +249,24 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     ledger.lateness = {b: lateness.get(b, 0) for b in LATENESS_BUCKETS}
     ledger.late_events = sum(lateness.get(b, 0) for b in ("2-6h", "7-24h", "over_24h"))
     ledger.beyond_window = lateness.get("over_24h", 0)
+    return new_hours
 
-    # Write the whole partition to a staging place (one COPY, a file per event hour), then move it into place.
-    columns = ", ".join(f'"{c}"' for c in lake_columns(contract))
+
+def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, arrival_hour: datetime,
+                    new_hours: dict[datetime, int], ledger: LandedLedger) -> None:
+    """Write the hour's landed rows whole to a staging place (one COPY, a file per event hour), index
+    them, then move them into place over what the hour held before."""
+    source = contract.name
+    partition = paths.landed_partition(source, arrival_hour)
+    old_keys = lake.list(partition + "/")
+    old_hours = {paths.hour_from_key(k, "event_hour") for k in old_keys if "event_hour=" in k}
+    ledger.event_hours_removed = sorted(format_hour(h) for h in old_hours - set(new_hours))
     staging = lake.staging_key(partition)
     written = [f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}" for h in sorted(new_hours)]
     if new_hours:
         # One thread: a write of many small files ran at half the speed on two (bench/README.md).
-        write_partitioned(con, lake, f"SELECT {columns}, {EVENT_HOUR_SQL} AS event_hour FROM _typed "
-                                     f"WHERE reason IS NULL", staging, LANDED_PARQUET, threads=1)
+        write_partitioned(con, lake, f"SELECT {column_list(lake_columns(contract))}, {event_hour_sql()} AS event_hour "
+                                     f"FROM _typed WHERE reason IS NULL", staging, LANDED_PARQUET, threads=1)
     for hour, n in new_hours.items():  # index first, so a reader never misses a landed file
         lake.write_bytes(paths.index_marker(source, hour, arrival_hour), str(n).encode())
     paths.sweep_leftovers(source, lake, event_hours=sorted(new_hours))
@@ -308,32 +279,22 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
         else:
             lake.delete([k for k in old_keys if k not in set(written)])
     lake.delete([paths.index_marker(source, h, arrival_hour) for h in old_hours - set(new_hours)])
-
-    if ledger.rows_quarantined:
-        q_staging = lake.staging_key(q_key)
-        _write(con, lake, "SELECT arrival_hour, source_file, source_line, raw, reason FROM _typed "
-                          "WHERE reason IS NOT NULL ORDER BY source_file, source_line", q_staging)
-        lake.publish(q_staging, q_key)
-    elif lake.exists(q_key):
-        lake.delete([q_key])
-
     final = [paths.landed_file(source, arrival_hour, h) for h in sorted(new_hours)]
-    ledger.written_landed = _count_rows(con, lake, final)
-    ledger.written_quarantined = _count_rows(con, lake, [q_key] if ledger.rows_quarantined else [])
-
-    if run_ids:
-        con.execute(f"INSERT INTO {run_ids} SELECT DISTINCT event_id, date_trunc('hour', event_ts) "
-                    f"FROM _typed WHERE reason IS NULL")
-    con.execute("DROP TABLE _typed")
-    return ledger
+    ledger.written_landed = sum(rows_written(con, lake, final).values())
 
 
-def _count_rows(con: duckdb.DuckDBPyConnection, lake: Store, keys: list[str]) -> int:
-    if not keys:
-        return 0
-    uris = ", ".join(sql_str(lake.uri(k)) for k in keys)
-    return con.execute(f"SELECT coalesce(sum(num_rows), 0) FROM (SELECT DISTINCT file_name, num_rows "
-                       f"FROM parquet_file_metadata([{uris}]))").fetchone()[0]
+def _publish_quarantine(lake: Store, con: duckdb.DuckDBPyConnection, arrival_hour: datetime,
+                        ledger: LandedLedger) -> None:
+    """The hour's quarantined records, in file and line order, in place of what it held before."""
+    key = paths.quarantine_file(ledger.source, arrival_hour)
+    if ledger.rows_quarantined:
+        staging = lake.staging_key(key)
+        write_file(con, lake, "SELECT arrival_hour, source_file, source_line, raw, reason FROM _typed "
+                              "WHERE reason IS NOT NULL ORDER BY source_file, source_line", staging)
+        lake.publish(staging, key)
+        ledger.written_quarantined = rows_written(con, lake, [key])[key]
+    elif lake.exists(key):
+        lake.delete([key])
 
 
 class LandingInterrupted(RuntimeError):
@@ -358,9 +319,10 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
         found = scan_landing(contract, landing, arrival_hours)
         ahead = ReadAhead([(info.key, partial(landing.open, info.key)) for hour in arrival_hours
                            for info, fmt in found[hour].files if is_text(fmt)], rules.limits)
-        for i in range(0, len(arrival_hours), CHUNK_HOURS):  # a day at a time bounds the ids held
+        per_chunk = CHUNK // timedelta(hours=1)
+        for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
             con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP)")
-            for hour in arrival_hours[i : i + CHUNK_HOURS]:
+            for hour in arrival_hours[i : i + per_chunk]:
                 ledger = land_hour(contract, landing, lake, hour, con, rules, found[hour], "_run_ids", ahead)
                 ledger.inputs = found[hour].digest()
                 ledgers.append(ledger)
@@ -380,12 +342,15 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
 
 
 def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, run_ids: str) -> set[str]:
-    touched = [r[0] for r in con.execute(f"SELECT DISTINCT event_hour FROM {run_ids} ORDER BY 1").fetchall()]
+    """Event hours, up to DEDUPE_WINDOW after one of `run_ids` (a table of event_id, event_hour),
+    whose landed rows hold a copy of that id: their winner may change."""
+    window_hours = DEDUPE_WINDOW // timedelta(hours=1)
+    touched = [r[0] for r in con.execute(f"SELECT DISTINCT event_hour FROM {ident(run_ids)} ORDER BY 1").fetchall()]
     if not touched:
         return set()
     candidates = set()
     for hour in touched:
-        candidates.update(hour + timedelta(hours=i) for i in range(1, DEDUPE_WINDOW // timedelta(hours=1) + 1))
+        candidates.update(hour + timedelta(hours=i) for i in range(1, window_hours + 1))
     files = []
     for hour in sorted(candidates):
         files.extend(paths.landed_files_for(contract.name, lake, hour.replace(tzinfo=UTC)))
@@ -395,8 +360,8 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
     rows = con.execute(f"""
         SELECT DISTINCT l.h FROM (
             SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
-        ) l JOIN {run_ids} r ON l.event_id = r.event_id
-        WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {DEDUPE_WINDOW // timedelta(hours=1)} HOUR
+        ) l JOIN {ident(run_ids)} r ON l.event_id = r.event_id
+        WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
     """).fetchall()
     return {format_hour(h.replace(tzinfo=UTC)) for (h,) in rows}
 

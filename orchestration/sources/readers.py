@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from orchestration.sources.records import sql_str
+from orchestration.sql import ident, sql_str
 
 RAW_SCHEMA = pa.schema([("source_line", pa.int64()), ("raw", pa.large_string()), ("file_error", pa.string())])
 FLAT_FORMATS = ("csv", "parquet")
@@ -298,12 +298,12 @@ def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
     members = []
     for col in columns:
         key = paths.get(col.lower(), col)
-        ident = '"' + col.replace('"', '""') + '"'
+        name = ident(col)
         if csv:
-            value = f"CASE WHEN regexp_matches({ident}, '^''[=+\\-@\\t\\r]') THEN substr({ident}, 2) ELSE {ident} END"
+            value = f"CASE WHEN regexp_matches({name}, '^''[=+\\-@\\t\\r]') THEN substr({name}, 2) ELSE {name} END"
         else:
-            value = ident
-        members.append(f"CASE WHEN {ident} IS NOT NULL THEN {sql_str(json.dumps(key) + ':')} || to_json({value}) END")
+            value = name
+        members.append(f"CASE WHEN {name} IS NOT NULL THEN {sql_str(json.dumps(key) + ':')} || to_json({value}) END")
     return "('{' || concat_ws(',', " + ", ".join(members) + ") || '}')::VARCHAR"
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from orchestration.contracts import LEADING_COLUMNS, Field, SourceContract
 from orchestration.settings import format_hour
+from orchestration.sql import ident, sql_str
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,6 @@ def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, st
     # keys found = fields with a value + object levels present below the root
     odd = "len(flatten(k)) > values + list_aggregate(k, 'count') - 1"
     return (keys, odd, f"list_distinct(flatten([{', '.join(dups)}]))", f"nullif(flatten([{', '.join(unknown)}]), [])")
-
-
-def sql_str(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def json_path(path: str, flat: bool) -> str:
