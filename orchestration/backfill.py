@@ -194,6 +194,7 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
     for source in sources:
         report.landed[source] = _metadata(result, landed_key(source))
         affected.update(report.landed[source].get("event_hours_affected", []))
+    del result  # its events are in the report: not held through the next run
     totals = lambda step, key: sum(m.get(key, 0) for m in getattr(report, step).values())
     progress(f"      {totals('landed', 'files')} files, {totals('landed', 'rows_landed')} rows landed, "
              f"{totals('landed', 'rows_quarantined')} quarantined ({time.monotonic() - began:.0f} s)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -16,16 +16,20 @@ import jsonschema
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
 
+from orchestration.sources.landing import Layout
+
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "data_contracts"
-LEADING_COLUMNS = ("event_id", "event_ts", "event_name", "arrival_hour", "source_file", "source_line")
-LEADING_DESCRIPTIONS = {
-    "event_id": "The event's id: the vendor's id field, or a fingerprint of the record. Unique per event hour after dedupe.",
-    "event_ts": "When the event happened (UTC); it decides the event hour.",
-    "event_name": "The event's name.",
-    "arrival_hour": "The hour the export file carrying the kept copy arrived (UTC).",
-    "source_file": "The landing key of the export file the kept copy came from.",
-    "source_line": "The line (or row) of that file.",
+# The columns every landed and events row leads with, never null: name -> (DuckDB type, description).
+LEADING = {
+    "event_id": ("VARCHAR", "The event's id: the vendor's id field, or a fingerprint of the record. Unique per event hour after dedupe."),
+    "event_ts": ("TIMESTAMP", "When the event happened (UTC); it decides the event hour."),
+    "event_name": ("VARCHAR", "The event's name."),
+    "arrival_hour": ("TIMESTAMP", "The hour the export file carrying the kept copy arrived (UTC)."),
+    "source_file": ("VARCHAR", "The landing key of the export file the kept copy came from."),
+    "source_line": ("BIGINT", "The line (or row) of that file."),
 }
+LEADING_COLUMNS = tuple(LEADING)
+LEADING_DESCRIPTIONS = {name: description for name, (_, description) in LEADING.items()}
 
 LAKE_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
               "timestamp": "TIMESTAMP", "date": "DATE", "object": "JSON", "array": "VARCHAR[]"}
@@ -84,86 +88,6 @@ class Field:
         return LAKE_TYPES[self.logical_type]
 
 
-_TOKEN = re.compile(r"\{(YYYY|MM|DD|HH|mm|\*|format)\}")
-_TOKEN_REGEX = {"YYYY": r"(?P<Y>\d{4})", "MM": r"(?P<M>\d{2})", "DD": r"(?P<D>\d{2})",
-                "HH": r"(?P<H>\d{2})", "mm": r"(?P<m>\d{2})", "*": r"[^/]*"}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a vendor's files land, and how a file's path gives its arrival hour."""
-
-    pattern: str
-    formats: tuple[str, ...]
-    arrival_shift: timedelta = timedelta(0)
-
-    @property
-    def hourly(self) -> bool:
-        return "{HH}" in self.pattern
-
-    @property
-    def regex(self) -> re.Pattern:
-        out, pos, seen = [], 0, set()
-        for m in _TOKEN.finditer(self.pattern):
-            out.append(re.escape(self.pattern[pos:m.start()]))
-            token = m.group(1)
-            if token == "format":  # extensions match whatever their case
-                out.append("(?P<format>(?i:" + "|".join(re.escape(f) for f in sorted(self.formats, key=len, reverse=True)) + "))")
-            elif token in seen and token != "*":
-                out.append(f"(?P={_TOKEN_REGEX[token][4]})")  # repeated date parts must agree
-            else:
-                out.append(_TOKEN_REGEX[token])
-            seen.add(token)
-            pos = m.end()
-        out.append(re.escape(self.pattern[pos:]))
-        return re.compile("^" + "".join(out) + "$")
-
-    @property
-    def any_format(self) -> "Layout":
-        """The same layout, whatever the file's extension (to report files of an unknown format)."""
-        return Layout(self.pattern.replace("{format}", "{*}"), (), self.arrival_shift)
-
-    def match(self, key: str) -> tuple[datetime, str] | None:
-        """(arrival hour, format) of a landing key, or None when the key is not of this layout."""
-        m = self.regex.match(key)
-        if not m:
-            return None
-        g = m.groupdict()
-        try:
-            file_time = datetime(int(g["Y"]), int(g["M"]), int(g["D"]), int(g.get("H") or 0), tzinfo=timezone.utc)
-        except ValueError:
-            return None
-        return file_time + self.arrival_shift, (g.get("format") or "").lower()
-
-    def scan_prefix(self, arrival_hour: datetime) -> str:
-        """The folder (or, when the date is in the file name, the name prefix) holding every file of
-        the day `arrival_hour`'s files are dated: listing it finds this layout's files and any
-        stray file beside them."""
-        day = arrival_hour - self.arrival_shift
-        values = {"YYYY": f"{day:%Y}", "MM": f"{day:%m}", "DD": f"{day:%d}"}
-        out, pos, day_end = [], 0, None
-        for m in _TOKEN.finditer(self.pattern):
-            out.append(self.pattern[pos:m.start()])
-            if m.group(1) not in values:
-                break
-            out.append(values[m.group(1)])
-            if m.group(1) == "DD" and day_end is None:
-                day_end = len("".join(out))
-            pos = m.end()
-        else:
-            out.append(self.pattern[pos:])
-        prefix = "".join(out)
-        folder = prefix[: prefix.rfind("/") + 1]
-        return folder if day_end is not None and len(folder) >= day_end else prefix
-
-    def folders_above(self, arrival_hour: datetime) -> list[str]:
-        """The folders from the source's root down to the one `scan_prefix` lists: a stray file
-        directly in one of them (`omny/README.txt`) is found by listing it, not its sub-folders."""
-        prefix = self.scan_prefix(arrival_hour)
-        parts = prefix.split("/")[:-1]
-        return [f for f in ("/".join(parts[: i + 1]) + "/" for i in range(len(parts))) if f != prefix]
-
-
 @dataclass(frozen=True)
 class SourceContract:
     name: str
@@ -191,8 +115,7 @@ class SourceContract:
 
     def lake_schema(self) -> dict[str, str]:
         """Column → DuckDB type of every landed / events row, leading columns first."""
-        cols = {"event_id": "VARCHAR", "event_ts": "TIMESTAMP", "event_name": "VARCHAR",
-                "arrival_hour": "TIMESTAMP", "source_file": "VARCHAR", "source_line": "BIGINT"}
+        cols = {name: lake_type for name, (lake_type, _) in LEADING.items()}
         cols.update({f.column: f.lake_type for f in self.own_columns})
         return cols
 

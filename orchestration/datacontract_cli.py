@@ -21,8 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestration.lake_contracts import DEFAULT_LAKE_ROOT
-from orchestration.settings import Settings
+from orchestration.settings import DEFAULT_LAKE, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL_PROJECT = REPO / "data_contracts" / "datacontract-cli"  # pyproject.toml and uv.lock
@@ -88,13 +87,13 @@ def datacontract_test(path: Path, settings: Settings, cwd: Path = REPO) -> Outco
         if settings.lake.startswith("s3://"):
             return Outcome(path, "test", False, "", skipped="the lake is on S3 (WAREHOUSE_LAKE): test a local copy")
         relative = server["path"]
-        if not relative.startswith(DEFAULT_LAKE_ROOT + "/"):
-            raise ValueError(f"{path}: server path {relative!r} is not under {DEFAULT_LAKE_ROOT}/")
-        if (cwd / DEFAULT_LAKE_ROOT).resolve() == Path(settings.lake).resolve():
+        if not relative.startswith(DEFAULT_LAKE + "/"):
+            raise ValueError(f"{path}: server path {relative!r} is not under {DEFAULT_LAKE}/")
+        if (cwd / DEFAULT_LAKE).resolve() == Path(settings.lake).resolve():
             proc = run(args, cwd)
         else:
             with tempfile.TemporaryDirectory(prefix="datacontract-") as tmp:
-                server["path"] = settings.lake.rstrip("/") + relative[len(DEFAULT_LAKE_ROOT):]
+                server["path"] = settings.lake.rstrip("/") + relative[len(DEFAULT_LAKE):]
                 copy = Path(tmp) / path.name
                 copy.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
                 args[1] = str(copy)

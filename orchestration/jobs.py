@@ -24,6 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _LOCATION = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"][0]["python_module"]
 CODE_MODULE = _LOCATION["module_name"]
 CODE_LOCATION = _LOCATION.get("location_name", CODE_MODULE)
+# What `execute`'s callers read of a run: materialisations, check results and failures.
+KEPT_EVENTS = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+               dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,13 @@ def execute(defs: dg.Definitions, job_name: str, asset_selection: list[dg.AssetK
                                                                                   repository_name="__repository__"),
                                           job_name=job_name),
         job_code_origin=repository.get_reconstructable_job(job_name).get_python_origin())
-    events = list(ExecuteRunWithPlanIterable(
+    # Only KEPT_EVENTS: a long range run's log lines and step events would be held till it ends.
+    events = [event for event in ExecuteRunWithPlanIterable(
         execution_plan=plan, iterator=job_execution_iterator,
         execution_context_manager=PlanOrchestrationContextManager(
             context_event_generator=orchestration_context_event_generator, job=InMemoryJob(job), execution_plan=plan,
             dagster_run=run, instance=instance, run_config=run_config, executor_defs=None, output_capture=None,
-            raise_on_error=False)))
+            raise_on_error=False))
+              if event.event_type in KEPT_EVENTS]
     return dg.ExecuteInProcessResult(job_def=job, event_list=events, dagster_run=instance.get_run_by_id(run.run_id),
                                      output_capture=None)

@@ -15,11 +15,11 @@ import yaml
 
 from orchestration.contracts import (CONTRACTS_DIR, LAKE_TYPES, LEADING_COLUMNS, LEADING_DESCRIPTIONS, Field,
                                      SourceContract)
+from orchestration.lake import paths
+from orchestration.settings import DEFAULT_LAKE
 
 LAKE_CONTRACTS_DIR = CONTRACTS_DIR / "lake"
 LAKE_SERVER = "lake"
-# The default lake root (WAREHOUSE_LAKE), relative to the repo root, where `datacontract test` runs.
-DEFAULT_LAKE_ROOT = "data/lake"
 HEADER = ("# Generated from data_contracts/sources/ by `python -m orchestration contracts --write-dbt`: do not edit.\n"
           "# Test it: `make contracts-test`, or .venv-datacontract/bin/datacontract test THIS_FILE from the repo root.\n")
 
@@ -37,9 +37,9 @@ def lake_contract_path(source: str) -> Path:
     return LAKE_CONTRACTS_DIR / f"{source}_events.yaml"
 
 
-def lake_files(source: str, lake_root: str = DEFAULT_LAKE_ROOT) -> str:
+def lake_files(source: str, lake_root: str = DEFAULT_LAKE) -> str:
     """The Parquet files of a source's events layer: one per event hour, hive-partitioned."""
-    return f"{lake_root.rstrip('/')}/{source}/events/event_hour=*/*.parquet"
+    return f"{lake_root.rstrip('/')}/{paths.events_files(source)}"
 
 
 def _typed(lake_type: str) -> dict:
@@ -133,7 +133,7 @@ def lake_contract(c: SourceContract) -> dict:
         "type": "local",
         "format": "parquet",
         "path": lake_files(c.name),
-        "description": "The lake's Parquet under the default lake root (WAREHOUSE_LAKE, data/lake), "
+        "description": f"The lake's Parquet under the default lake root (WAREHOUSE_LAKE, {DEFAULT_LAKE}), "
                        "relative to the repo root; hive-partitioned by event_hour.",
         "environment": "dev",
     }]

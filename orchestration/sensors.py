@@ -13,10 +13,10 @@ from orchestration.assets.pullers import export_files_key
 from orchestration.pullers import arrival_hour_of
 from orchestration.contracts import SourceContract
 from orchestration.jobs import EVENTS_JOB, LAND_JOB, mart_runs
-from orchestration.lake import paths
 from orchestration.partitions import HOUR, range_tags
 from orchestration.resources import StorageResource
 from orchestration.settings import Settings, format_hour, parse_hour
+from orchestration.sources.landing import scan_landing
 
 RECENT_ARRIVAL_HOURS = 3  # the landing sensor watches the current hour and the two before
 PULLED = "pulled"  # its cursor's entry: source -> the last puller materialisation seen
@@ -68,7 +68,7 @@ def build_sensors(contracts: dict[str, SourceContract], settings: Settings, jobs
         for source, contract in contracts.items():
             pulled, pulled_after[source] = _pulled_hours(context.instance, source, pulled_after.get(source))
             hours = sorted({h for h in [*recent, *pulled] if h >= settings.start}, reverse=True)
-            for hour, found in paths.scan_landing(contract, store, hours).items():
+            for hour, found in scan_landing(contract, store, hours).items():
                 if not found.files:  # files it only reports (strays) are named when the hour lands
                     continue
                 label = f"{source}|{format_hour(hour)}"

@@ -11,6 +11,7 @@ from typing import Mapping
 DEFAULT_START = "2026-01-01T00"
 LANDING_VARIABLE = "WAREHOUSE_LANDING"
 HOUR_FORMAT = "%Y-%m-%dT%H"
+DEFAULT_LAKE = "data/lake"  # WAREHOUSE_LAKE's default, relative to the repo (where the commands run)
 
 
 def parse_hour(text: str) -> datetime:
@@ -93,7 +94,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             landing=_location(env.get(LANDING_VARIABLE, "data/landing")),
-            lake=_location(env.get("WAREHOUSE_LAKE", "data/lake")),
+            lake=_location(env.get("WAREHOUSE_LAKE", DEFAULT_LAKE)),
             duckdb_path=_location(env.get("WAREHOUSE_DUCKDB", "data/warehouse.duckdb")),
             start=parse_hour(env.get("WAREHOUSE_START", DEFAULT_START)),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,

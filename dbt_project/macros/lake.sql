@@ -1,13 +1,13 @@
-{#- The events layer of one source, as written by the Dagster events assets:
-    {lake_root}/{source}/events/event_hour=H/*.parquet. A source with no events yet reads as an
-    empty relation with the columns of its contract (models/staging/_sources.yml). -#}
+{#- The events layer of one source, as written by the Dagster events assets: {lake_root}/ and the
+    files `lake()` (macros/_lake.sql, generated from the code that writes the lake) names. A source
+    with no events yet reads as an empty relation with the columns of its contract. -#}
 {% macro lake_root() -%}
-    {{ return(var('lake_root', env_var('WAREHOUSE_LAKE', '../data/lake')) | string | trim) }}
+    {{ return(var('lake_root', env_var('WAREHOUSE_LAKE', lake().default_root)) | string | trim) }}
 {%- endmacro %}
 
 {% macro lake_events(source_name) -%}
     {%- set relation = source('lake', source_name ~ '_events') -%}
-    {%- set files = lake_root() ~ '/' ~ source_name ~ '/events/event_hour=*/*.parquet' -%}
+    {%- set files = lake_root() ~ '/' ~ lake().events_files | replace('{source}', source_name) -%}
     {%- set found = 1 -%}
     {%- if execute -%}
         {%- set found = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] -%}
@@ -20,10 +20,10 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Every source's quarantine, as written by the landed assets:
-    {lake_root}/{source}/quarantine/arrival_hour=X/*.parquet; empty (typed) before any. -#}
+{#- Every source's quarantine, as written by the landed assets ({lake_root}/{source}/quarantine/
+    arrival_hour=X/*.parquet); empty (typed) before any. -#}
 {% macro lake_quarantine() -%}
-    {%- set files = lake_root() ~ '/*/quarantine/arrival_hour=*/*.parquet' -%}
+    {%- set files = lake_root() ~ '/' ~ lake().quarantine_files -%}
     {%- set found = 1 -%}
     {%- if execute -%}
         {%- set found = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] -%}

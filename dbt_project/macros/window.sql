@@ -35,6 +35,7 @@
     {%- set dt = modules.datetime -%}
     {%- set hi_hour = w.hi.replace(minute=0, second=0, microsecond=0) -%}
     {%- set hi_hour = hi_hour if hi_hour == w.hi else hi_hour + dt.timedelta(hours=1) -%}
-    ({{ hour_column }} >= '{{ w.lo.strftime("%Y-%m-%dT%H") }}' and {{ hour_column }} < '{{ hi_hour.strftime("%Y-%m-%dT%H") }}'
+    {%- set hour_format = lake().hour_format -%}
+    ({{ hour_column }} >= '{{ w.lo.strftime(hour_format) }}' and {{ hour_column }} < '{{ hi_hour.strftime(hour_format) }}'
      and {{ ts_column }} >= {{ ts(w.lo) }} and {{ ts_column }} < {{ ts(w.hi) }})
 {%- endmacro %}

@@ -113,9 +113,6 @@ def _ledger_check(asset_key: dg.AssetKey, ledgers, describe) -> dg.AssetCheckRes
     )
 
 
-NOT_NULL_LEADING = {"event_id", "event_ts", "arrival_hour", "source_file", "source_line"}
-
-
 def column_schema(contract: SourceContract) -> dg.TableSchema:
     """The columns of a landed or events row, typed and described as in the source contract
     (shown on the asset's Columns tab in the Dagster UI, like the dbt marts')."""
@@ -126,7 +123,7 @@ def column_schema(contract: SourceContract) -> dg.TableSchema:
         text = LEADING_DESCRIPTIONS.get(name) or (field.description if field else None) or ""
         if field is not None and name not in LEADING_DESCRIPTIONS and field.path != name:
             text = f"{text} (vendor field `{field.path}`)".strip()
-        required = name in NOT_NULL_LEADING or (field is not None and field.required)
+        required = name in LEADING_DESCRIPTIONS or (field is not None and field.required)
         columns.append(dg.TableColumn(name=name, type=typ.lower(), description=" ".join(text.split()) or None,
                                       constraints=dg.TableColumnConstraints(nullable=not required)))
     return dg.TableSchema(columns=columns)

@@ -18,6 +18,7 @@ from dagster import AssetCheckExecutionContext
 from orchestration.contracts import MartContract
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.partitions import run_window
+from orchestration.settings import format_hour
 
 CONTRACT_CHECK = "contract"
 
@@ -89,7 +90,7 @@ def build_mart_checks(marts: dict[str, MartContract]) -> dg.AssetChecksDefinitio
                     description=message[:2000],
                     metadata={"rows_checked": result.rows_checked, "rules_broken": len(result.failures),
                               "dbt_tests_passed": tests if beyond_dbt else 0,
-                              "window": "whole mart" if checked is None else f"[{checked[0]:%Y-%m-%dT%H}, {checked[1]:%Y-%m-%dT%H})"},
+                              "window": "whole mart" if checked is None else f"[{format_hour(checked[0])}, {format_hour(checked[1])})"},
                 )
 
     return mart_contracts

@@ -15,8 +15,8 @@ import pyarrow as pa
 from orchestration.contracts import SourceContract
 from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
 from orchestration.lake.parquet import LANDED_PARQUET, event_hour_sql, rows_written, write_file, write_partitioned
-from orchestration.lake.paths import HourFiles, scan_landing
 from orchestration.settings import LANDING_VARIABLE, format_hour
+from orchestration.sources.landing import HourFiles, scan_landing
 from orchestration.sources.readers import (DamagedFile, ReadAhead, ReadLimits, empty_table, file_error_table,
                                            is_flat, is_text, read_batches)
 from orchestration.sources.records import EventTimeRange, lake_columns, typed_records_sql
@@ -49,7 +49,7 @@ class LandedLedger:
     beyond_window: int = 0  # more than 24 hours late: kept, and reported
     files_reported: dict[str, str] = field(default_factory=dict)  # file -> why it landed nothing
     schema_drift: dict[str, int] = field(default_factory=dict)  # field the contract does not name -> records
-    inputs: str = ""  # digest of the hour's landing files (paths.HourFiles.digest): same files, same digest
+    inputs: str = ""  # digest of the hour's landing files (HourFiles.digest): same files, same digest
 
     @property
     def balanced(self) -> bool:

@@ -22,7 +22,7 @@ import pytest
 from orchestration.backfill import run_backfill
 from orchestration.contracts import load_source_contracts
 from orchestration.lake.landed import land_hour, land_hours
-from orchestration.lake.paths import scan_landing
+from orchestration.sources.landing import scan_landing
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, duckdb_connection
 
