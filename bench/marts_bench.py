@@ -49,7 +49,7 @@ FIRST_PARTITION = START - timedelta(days=2)  # late events of the first hours la
 SEED = 7
 # What the cached history depends on: rebuilt when any of it changes.
 STATE_INPUTS = ["dbt_project/models", "dbt_project/macros", "dbt_project/tests", "dbt_project/dbt_project.yml",
-                "data_contracts", "orchestration/lake", "orchestration/sources", "orchestration/generate"]
+                "data_contracts", "orchestration/lake", "orchestration/sources", "sample_exports"]
 
 Record = Callable[[str, str, str, float, float, int], None]
 

@@ -6,12 +6,12 @@ vendor document says (shared/vendor-docs/altis-data-export.txt):
   `chunk_size` defaults to 3000, above 10000 (or not a positive number) is a 400.
 - The answer is streamed (chunked transfer encoding), one HTTP chunk per `chunk_size` records; the
   JSON is an array of nested records, the CSV has flattened dotted keys (the generator's shapes,
-  orchestration/generate/altis.py, which `altis_landed` reads).
+  sample_exports/altis.py, which `altis_landed` reads).
 - `hang_next(n)` keeps the next n requests waiting before any answer (past the client's timeout);
   `break_next(n)` breaks the next n answers off halfway through their first chunk;
   `fail_next(n, status)` answers the next n requests with `status` (a server out of memory: 500).
-- `add_samples(first_day, days, seed)` holds the warehouse's sample events (orchestration/generate/
-  altis.py) of those days: what `python -m fake_vendors altis` serves to try the puller by hand.
+- `add_samples(first_day, days, seed)` holds the warehouse's sample events (sample_exports/altis.py)
+  of those days: what `python -m fake_vendors altis` serves to try the puller by hand.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from fake_vendors.loopback import LoopbackServer
 
-from orchestration.generate import altis as gen
-from orchestration.generate.common import dumps
+from sample_exports import altis as gen
+from sample_exports.common import dumps
 
 UTC = timezone.utc
 USER = "exporter"

@@ -12,9 +12,9 @@ as the vendor document says (shared/vendor-docs/atomic-analytics-export.txt):
 - `truncate_next(n)` breaks the next n downloads off halfway.
 - `fail_next(n, status, retry_after)` answers the next n API requests with `status` (a 429 with a
   `Retry-After` header when given); `fail_downloads_next(n, status)` the next n downloads.
-- `add_samples(start, hours, seed)` holds the warehouse's sample batches (orchestration/generate/
-  atomic.py, in each format) for the batch keys start+1h .. start+hours: what `python -m
-  fake_vendors atomic` serves to try the puller by hand.
+- `add_samples(start, hours, seed)` holds the warehouse's sample batches (sample_exports/atomic.py,
+  in each format) for the batch keys start+1h .. start+hours: what `python -m fake_vendors atomic`
+  serves to try the puller by hand.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from fake_vendors.loopback import LoopbackServer
 
-from orchestration.generate import atomic as gen
+from sample_exports import atomic as gen
 
 UTC = timezone.utc
 HOUR = timedelta(hours=1)

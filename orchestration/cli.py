@@ -29,7 +29,7 @@ def _progress(line: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from orchestration.generate import SOURCES, generate_all
+    from sample_exports import SOURCES, generate_all
 
     sources = tuple(args.sources.split(",")) if args.sources else SOURCES
     summaries = generate_all(Path(args.out), parse_hour(args.start), args.hours, args.seed, sources)
@@ -116,7 +116,7 @@ def _datacontract(settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from orchestration.generate import generate_all
+    from sample_exports import generate_all
 
     settings = Settings.from_env()
     if settings.landing.startswith("s3://"):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.generate import atomic
 from orchestration.lake.landed import land_hours
 from orchestration.storage import LocalStore, duckdb_connection
+from sample_exports import atomic
 
 UTC = timezone.utc
 

@@ -21,9 +21,9 @@ import yaml
 from orchestration.backfill import run_backfill
 from orchestration.contracts import CONTRACTS_DIR, load_mart_contracts, load_source_contracts
 from orchestration.datacontract_cli import EXECUTABLE, REPO, TOOL_PROJECT, datacontract_test
-from orchestration.generate import generate_all
 from orchestration.lake_contracts import lake_contract_path, lake_files
 from orchestration.settings import Settings
+from sample_exports import generate_all
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 20, tzinfo=UTC)

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from orchestration.backfill import run_backfill
 from orchestration.cli import main
 from orchestration.dbt_yaml import DBT_PROJECT_DIR
-from orchestration.generate import generate_all
 from orchestration.settings import Settings
+from sample_exports import generate_all
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from orchestration.backfill import run_backfill
-from orchestration.generate import SOURCES, generate_all
 from orchestration.settings import Settings, format_hour
+from sample_exports import SOURCES, generate_all
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, tzinfo=UTC)

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from orchestration.generate import atomic
-from orchestration.generate.atomic import (
+from orchestration.contracts import CONTRACTS_DIR
+from sample_exports import atomic
+from sample_exports.atomic import (
     cell_text,
     flatten,
     generate,
@@ -28,7 +29,7 @@ from orchestration.generate.atomic import (
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 20, tzinfo=UTC)  # the window crosses midnight
 HOURS = 30
-CONTRACT = yaml.safe_load(atomic.CONTRACT.read_text())
+CONTRACT = yaml.safe_load((CONTRACTS_DIR / "sources" / "atomic.yaml").read_text())
 
 
 def _custom(contract: dict, name: str):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestration.generate import airkit, altis, track
+from sample_exports import airkit, altis, track
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / "data_contracts" / "sources"

@@ -13,8 +13,8 @@ import pytest
 
 from orchestration.backfill import BackfillReport, build_marts, run_backfill
 from orchestration.definitions import build_definitions
-from orchestration.generate import generate_all
 from orchestration.settings import Settings, format_hour, parse_hour
+from sample_exports import generate_all
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 20, tzinfo=UTC)  # crosses midnight: two UTC days

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from orchestration import cli
-from orchestration.generate import atomic as atomic_gen
+from sample_exports import atomic as atomic_gen
 
 REPO = Path(__file__).resolve().parent.parent
 UTC = timezone.utc

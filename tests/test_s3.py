@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 
 from orchestration.backfill import run_backfill
-from orchestration.generate import SOURCES, generate_all
 from orchestration.settings import Settings
 from orchestration.storage import duckdb_connection
+from sample_exports import SOURCES, generate_all
 from test_end_to_end import expected_omny_ids
 
 UTC = timezone.utc

@@ -17,8 +17,8 @@ import pytest
 
 from orchestration.backfill import run_backfill
 from orchestration.dbt_yaml import DBT_PROJECT_DIR
-from orchestration.generate import generate_all
 from orchestration.settings import Settings, format_hour
+from sample_exports import generate_all
 from test_end_to_end import events_ids, expected_omny_ids
 
 UTC = timezone.utc

@@ -17,9 +17,9 @@ import pytest
 
 from orchestration.backfill import run_backfill
 from orchestration.dbt_plugin import Plugin
-from orchestration.generate import generate_all
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store, duckdb_connection
+from sample_exports import generate_all
 from s3proxy import AuthMotoServer, FaultProxy
 from test_end_to_end import expected_omny_ids
 

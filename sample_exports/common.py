@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 UTC = timezone.utc
 HOUR = timedelta(hours=1)
@@ -118,6 +118,25 @@ def duplicate_deliveries(events: list[Event], last: datetime, rng: random.Random
                 copies.append(Event(e.ts, e.record, e.arrival_hour + HOUR))
                 break
     return copies
+
+
+def force_across_midnight(events: list[Event], last: datetime, rng: random.Random,
+                          movable: Callable[[Event], bool] = lambda e: True) -> Event | None:
+    """Make one on-time (and `movable`) event of a 23:00 hour arrive 2-8 h later, after midnight,
+    when the range allows: the event moved, for the caller to restamp its arrival, or None."""
+    for e in events:
+        hour = floor_hour(e.ts)
+        if hour.hour == 23 and hour + 2 * HOUR <= last and e.arrival_hour == hour and movable(e):
+            e.arrival_hour = hour + timedelta(hours=rng.randint(2, min(8, (last - hour) // HOUR)))
+            return e
+    return None
+
+
+def malformed_line(sample: str, stray: str, rng: random.Random) -> str:
+    """A line that is not JSON: the sample record cut short, or `stray` text from a broken writer."""
+    if rng.random() < 0.5:
+        return sample[: max(10, len(sample) // 2)]
+    return stray
 
 
 def without_field(record: dict, path: str) -> dict:

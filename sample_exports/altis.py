@@ -34,11 +34,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from orchestration.generate.common import (
+from sample_exports.common import (
     break_required,
     HOUR,
     duplicate_deliveries,
     floor_hour,
+    force_across_midnight,
     Event,
     GenerationSummary,
     dumps,
@@ -48,7 +49,7 @@ from orchestration.generate.common import (
     new_uuid,
     write_lines,
 )
-from orchestration.generate.common import hours as hour_list
+from sample_exports.common import hours as hour_list
 
 SOURCE = "altis"
 DAY = timedelta(days=1)
@@ -185,7 +186,10 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random,
         e.arrival_hour = floor_hour(arrived + timedelta(seconds=rng.randrange(0, 600)))
         if e.arrival_hour <= last:
             delivered.append(e)
-    _force_across_midnight(delivered, last, rng)
+    # one beacon of a 23:00 hour sent late, after midnight
+    late_beacon = force_across_midnight(delivered, last, rng)
+    if late_beacon:
+        late_beacon.record["arrival_timestamp"] = epoch_ms(late_beacon.arrival_hour + timedelta(minutes=rng.randrange(1, 50)))
     summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few records missing a required field (batches only, never duplicated).
@@ -290,13 +294,3 @@ def _write_csv(path: Path, records: list[dict], rng: random.Random) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(buf.getvalue())
     return 1 if rows else 0
-
-
-def _force_across_midnight(events: list[Event], last: datetime, rng: random.Random) -> None:
-    """Make one on-time event of a 23:00 hour arrive after midnight (its beacon sent late)."""
-    for e in events:
-        hour = floor_hour(e.ts)
-        if hour.hour == 23 and hour + 2 * HOUR <= last and e.arrival_hour == hour:
-            e.arrival_hour = hour + timedelta(hours=rng.randint(2, min(8, (last - hour) // HOUR)))
-            e.record["arrival_timestamp"] = epoch_ms(e.arrival_hour + timedelta(minutes=rng.randrange(1, 50)))
-            return

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from orchestration.generate.common import (
+from sample_exports.common import (
     UTC, GenerationSummary, dumps, event_time_in, hours, iso_offset, iso_z, lateness, new_uuid,
     truncate_gzip, write_lines,
 )

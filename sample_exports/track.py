@@ -30,10 +30,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from orchestration.generate.common import (
+from sample_exports.common import (
     HOUR,
     duplicate_deliveries,
     floor_hour,
+    force_across_midnight,
     Event,
     GenerationSummary,
     dumps,
@@ -41,10 +42,11 @@ from orchestration.generate.common import (
     iso_offset,
     iso_z,
     lateness,
+    malformed_line,
     new_uuid,
     write_lines,
 )
-from orchestration.generate.common import hours as hour_list
+from sample_exports.common import hours as hour_list
 
 SOURCE = "track"
 
@@ -62,6 +64,7 @@ ERRORS = [("api_error", "HTTP 502 from /api/v1/quotes"), ("api_error", "HTTP 429
           ("ws_disconnected", "Market data socket closed"), ("render_error", "TypeError: cannot read 'price' of undefined")]
 OFFSETS = [10, -5, 5.5, -8, 1]
 MISSING = ["event_name", "event_name_empty", "event_id", "received_at"]
+STRAY_LINE = "ERROR flush worker: connection reset by peer"  # a log line in a crashed flush
 
 
 def _client_stamp(ts: datetime, rng: random.Random) -> str:
@@ -167,7 +170,10 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
         e.arrival_hour = floor_hour(received + timedelta(seconds=rng.randrange(0, 60)))
         if e.arrival_hour <= last:
             delivered.append(e)
-    _force_across_midnight(delivered, last, rng)
+    # one event of a 23:00 hour from a client that came back online after midnight
+    back_online = force_across_midnight(delivered, last, rng, movable=lambda e: "timestamp" in e.record)
+    if back_online:
+        back_online.record["received_at"] = iso_z(back_online.arrival_hour + timedelta(seconds=rng.randrange(1, 3000)))
     summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few broken records, delivered once: a required field absent or empty, and one
@@ -212,7 +218,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
             summary.records += len(lines)
             summary.missing_required += sum(1 for r in chunk if id(r) in broken_ids)
             if hour in malformed_hours and flush == 0:
-                lines.insert(rng.randrange(len(lines) + 1), _malformed(lines[0], rng))
+                lines.insert(rng.randrange(len(lines) + 1), malformed_line(lines[0], STRAY_LINE, rng))
                 summary.malformed += 1
             gz = file_no % 2 == 1
             flushed_at = hour + timedelta(minutes=(flush + 1) * 60 // (flushes + 1), seconds=rng.randrange(60))
@@ -237,20 +243,3 @@ def _boundary_event(hour: datetime, rng: random.Random) -> Event:
     else:
         rec["timestamp"] = iso_offset(hour, 10) if hour.hour % 2 else iso_z(hour)
     return Event(ts=hour, record=rec, arrival_hour=hour)
-
-
-def _force_across_midnight(events: list[Event], last: datetime, rng: random.Random) -> None:
-    """One event of a 23:00 hour from a client that came back online after midnight."""
-    for e in events:
-        hour = floor_hour(e.ts)
-        if hour.hour == 23 and hour + 2 * HOUR <= last and e.arrival_hour == hour and "timestamp" in e.record:
-            e.arrival_hour = hour + timedelta(hours=rng.randint(2, min(8, (last - hour) // HOUR)))
-            e.record["received_at"] = iso_z(e.arrival_hour + timedelta(seconds=rng.randrange(1, 3000)))
-            return
-
-
-def _malformed(sample: str, rng: random.Random) -> str:
-    """A line that is not JSON: a record cut short by a crashed flush, or a stray log line."""
-    if rng.random() < 0.5:
-        return sample[: max(10, len(sample) // 2)]
-    return "ERROR flush worker: connection reset by peer"

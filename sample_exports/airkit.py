@@ -27,11 +27,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from orchestration.generate.common import (
+from sample_exports.common import (
     break_required,
     HOUR,
     duplicate_deliveries,
     floor_hour,
+    force_across_midnight,
     Event,
     GenerationSummary,
     dumps,
@@ -39,10 +40,11 @@ from orchestration.generate.common import (
     iso_offset,
     iso_z,
     lateness,
+    malformed_line,
     new_uuid,
     write_lines,
 )
-from orchestration.generate.common import hours as hour_list
+from sample_exports.common import hours as hour_list
 
 SOURCE = "airkit"
 
@@ -83,6 +85,7 @@ PLATFORM_ERRORS = [
 ]
 OFFSETS = [10, -5, 5.5, -8, 1]
 REQUIRED = ["EventId", "Timestamp", "EventName", "Category", "App.Id"]  # as in the contract
+STRAY_LINE = "<html><body>503 Service Unavailable</body></html>"  # a proxy's error page in the stream
 
 
 def _stamp(ts: datetime, rng: random.Random, offset_share: float = 0.12) -> str:
@@ -205,7 +208,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
         e.arrival_hour = floor_hour(e.ts + timedelta(seconds=rng.randrange(5, 300)) + lateness(rng))
         if e.arrival_hour <= last:
             delivered.append(e)
-    _force_across_midnight(delivered, last, rng)
+    force_across_midnight(delivered, last, rng)
     summary.late = sum(1 for e in delivered if e.arrival_hour > floor_hour(e.ts))
 
     # 3. A few records missing a required field (delivered once, never duplicated).
@@ -234,7 +237,7 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
             summary.records += len(lines)
             summary.missing_required += sum(1 for r in records if id(r) in broken_ids)
             if hour in malformed_hours and stem == "app-events" and minute == 15:
-                lines.insert(rng.randrange(len(lines) + 1), _malformed(lines[0], rng))
+                lines.insert(rng.randrange(len(lines) + 1), malformed_line(lines[0], STRAY_LINE, rng))
                 summary.malformed += 1
             gz = file_no % 2 == 0
             name = f"{stem}-{hour:%Y%m%dT%H}{minute:02d}-{new_uuid(rng)[:8]}.jsonl" + (".gz" if gz else "")
@@ -245,19 +248,3 @@ def generate(out: Path, start: datetime, hours: int, rng: random.Random) -> Gene
         f"{len(delivered)} events delivered over {len(hrs)} arrival hours; Timestamp partly written in UTC "
         f"offsets ({', '.join(f'{o:+g}h' for o in OFFSETS)}); a ScheduledTaskRun exactly on every hour")
     return summary
-
-
-def _force_across_midnight(events: list[Event], last: datetime, rng: random.Random) -> None:
-    """Make one on-time event of a 23:00 hour arrive after midnight, when the range allows."""
-    for e in events:
-        hour = floor_hour(e.ts)
-        if hour.hour == 23 and hour + 2 * HOUR <= last and e.arrival_hour == hour:
-            e.arrival_hour = hour + timedelta(hours=rng.randint(2, min(8, (last - hour) // HOUR)))
-            return
-
-
-def _malformed(sample: str, rng: random.Random) -> str:
-    """A line that is not JSON: a record cut short, or stray text from a broken writer."""
-    if rng.random() < 0.5:
-        return sample[: max(10, len(sample) // 2)]
-    return "<html><body>503 Service Unavailable</body></html>"

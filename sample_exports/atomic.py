@@ -5,8 +5,8 @@ are the batch `…T02`. For every batch key K in `start+1h … start+hours` this
 batch into `out/atomic/{K:%Y-%m-%dT%H}/` as one or two files, the format rotating file by file
 between NDJSON (nested records), CSV (flattened dotted keys, OWASP formula-escaped) and Parquet
 (flattened dotted keys). The record shape (which objects have declared properties, the leaf
-types) is read from the source contract, `data_contracts/sources/atomic.yaml`, so the schema is
-written once.
+types) comes from the loaded source contract (`data_contracts/sources/atomic.yaml`), so the schema
+is written once.
 
 The events are a small simulation: end users on Web / iOS / Android open the app (sdk-initialized,
 stream-displayed), card templates publish card instances to them through Action Flows, and each
@@ -38,9 +38,9 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
-import yaml
 
-from orchestration.generate.common import (
+from orchestration.contracts import load_source_contracts
+from sample_exports.common import (
     UTC,
     floor_hour,
     Event,
@@ -56,7 +56,6 @@ from orchestration.generate.common import (
 )
 
 SOURCE = "atomic"
-CONTRACT = Path(__file__).resolve().parents[2] / "data_contracts" / "sources" / "atomic.yaml"
 HOUR = timedelta(hours=1)
 FORMATS = ("ndjson", "csv", "parquet")
 
@@ -82,24 +81,10 @@ class _Shape:
 
 @lru_cache(maxsize=1)
 def _shape() -> _Shape:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    contract = yaml.load(CONTRACT.read_text(), Loader=loader)
-    objects: list[str] = []
-    leaves: list[str] = []
-    types: dict[str, str] = {}
-
-    def walk(props: list[dict], prefix: str) -> None:
-        for prop in props:
-            path = prefix + prop["name"]
-            if prop.get("properties"):
-                objects.append(path)
-                walk(prop["properties"], path + ".")
-            else:
-                leaves.append(path)
-                types[path.lower()] = prop.get("logicalType", "string")
-
-    walk(contract["schema"][0]["properties"], "")
-    return _Shape(frozenset(objects), tuple(leaves), types)
+    fields = load_source_contracts()[SOURCE].fields
+    # every object with declared properties holds a leaf: the objects are the leaves' parents
+    objects = {f.path.rsplit(".", n)[0] for f in fields for n in range(1, f.path.count(".") + 1)}
+    return _Shape(frozenset(objects), tuple(f.path for f in fields), {f.path.lower(): f.logical_type for f in fields})
 
 
 # ---------------------------------------------------------------------------------------------

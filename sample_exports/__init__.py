@@ -7,7 +7,7 @@ import random
 from datetime import datetime
 from pathlib import Path
 
-from orchestration.generate.common import GenerationSummary
+from sample_exports.common import GenerationSummary
 
 SOURCES = ("omny", "atomic", "airkit", "altis", "track")
 
@@ -17,6 +17,6 @@ def generate_all(out: Path, start: datetime, hours: int, seed: int,
     """Write `hours` arrival hours of exports from `start` for each source; deterministic per seed."""
     summaries = []
     for source in sources:
-        module = importlib.import_module(f"orchestration.generate.{source}")
+        module = importlib.import_module(f"sample_exports.{source}")
         summaries.append(module.generate(Path(out), start, hours, random.Random(f"{seed}:{source}")))
     return summaries
