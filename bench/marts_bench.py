@@ -147,7 +147,7 @@ def step_floor(work: str) -> dict:
     import dagster as dg
     from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
-    from orchestration.dbt_yaml import DBT_EXECUTABLE
+    from orchestration.dbt_project import DBT_EXECUTABLE
 
     warnings.filterwarnings("ignore")
     project_dir = Path(work) / "dbt_floor"

@@ -19,6 +19,7 @@ from orchestration.contracts import load_mart_contracts, load_source_contracts
 from orchestration.definitions import build_definitions
 from orchestration.partitions import range_tags
 from orchestration.jobs import EVENTS_JOB, LAND_JOB, execute, mart_runs
+from orchestration.report import print_table
 from orchestration.resources import WarehouseResource
 from orchestration.settings import LANDING_VARIABLE, Settings, format_hour, parse_hour
 
@@ -44,8 +45,6 @@ class BackfillReport:
         return not self.failed_checks and not self.errors
 
     def print(self) -> None:
-        from orchestration.cli import _print_table
-
         print(f"Ledger for arrival hours [{format_hour(self.start)}, {format_hour(self.end)})")
         rows = []
         for source, m in self.landed.items():
@@ -53,7 +52,7 @@ class BackfillReport:
             rows.append([source, m.get("files", 0), m.get("rows_read", 0), m.get("rows_landed", 0),
                          m.get("rows_quarantined", 0), e.get("duplicates_dropped", 0), m.get("late_events", 0),
                          len(m.get("event_hours_touched", [])), e.get("rows_kept", 0)])
-        _print_table(["source", "files", "rows_read", "landed", "quarantined", "duplicates_dropped",
+        print_table(["source", "files", "rows_read", "landed", "quarantined", "duplicates_dropped",
                       "late_events", "event_hours_touched", "events_kept"], rows)
         for source, m in self.landed.items():
             if m.get("quarantine_reasons"):
@@ -71,7 +70,7 @@ class BackfillReport:
         if self.marts_window:
             lo, hi = self.marts_window
             print(f"\nMarts in {self.duckdb_path}, rebuilt over event hours [{format_hour(lo)}, {format_hour(hi)})")
-            _print_table(["mart", "rows", "rows_in_window"], [[m, *n] for m, n in self.marts.items()])
+            print_table(["mart", "rows", "rows_in_window"], [[m, *n] for m, n in self.marts.items()])
         for note in self.notes:
             print(f"NOTE {note}")
         for failure in self.failed_checks:

@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from orchestration.report import print_table
 from orchestration.settings import Settings, format_hour, parse_hour
 
 DEMO_START = "2026-01-05T00"
@@ -15,13 +16,6 @@ TABLES_QUERY = ("select schema_name || '.' || table_name as relation, estimated_
                 "order by schema_name = 'marts' desc, 1")
 BACKFILL = ".venv/bin/python -m orchestration backfill"
 DEMO_QUERY = 'make sql Q="select source, count(*) as sessions from marts.fct_sessions group by 1 order by 1"'
-
-
-def _print_table(headers: list[str], rows: list[list]) -> None:
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
-    print("  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w) for i, (h, w) in enumerate(zip(headers, widths))))
-    for row in rows:
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
 
 def _progress(line: str) -> None:
@@ -34,7 +28,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sources = tuple(args.sources.split(",")) if args.sources else SOURCES
     summaries = generate_all(Path(args.out), parse_hour(args.start), args.hours, args.seed, sources)
     print(f"Sample exports written to {args.out}")
-    _print_table(["source", "files", "records", "duplicates", "late", "malformed", "missing_required"],
+    print_table(["source", "files", "records", "duplicates", "late", "malformed", "missing_required"],
                  [[s.source, s.files, s.records, s.duplicates, s.late, s.malformed, s.missing_required] for s in summaries])
     return 0
 
@@ -210,7 +204,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
             rows = [[key, len(h.written), h.bytes_written, len(h.already_there), "yes" if h.empty else "",
                      "yes" if h.not_processed else "", h.expired_retried, "yes" if h.expired_left else "",
                      "yes" if h.too_old else "", h.failed] for key, h in sorted(report.hours.items())]
-            _print_table(["batch_key", "written", "bytes", "already_there", "empty", "not_ready", "expired_retried",
+            print_table(["batch_key", "written", "bytes", "already_there", "empty", "not_ready", "expired_retried",
                           "left_expired", "too_old", "failed"], rows)
             print(report.summary())
             if report.written:
@@ -274,7 +268,7 @@ def cmd_dbt(args: argparse.Namespace) -> int:
     import json
     import subprocess
 
-    from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
+    from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR
     from orchestration.storage import duckdb_file_lock
 
     settings = Settings.from_env()

@@ -9,18 +9,15 @@ are out of date with the contracts.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import yaml
 
 from orchestration.contracts import CONTRACTS_DIR, LEADING_DESCRIPTIONS, MartColumn, MartContract, SourceContract
+from orchestration.dbt_project import DBT_PROJECT_DIR
 from orchestration.lake import paths
 from orchestration.settings import DEFAULT_LAKE, HOUR_FORMAT
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
-# The dbt of this environment (dagster-dbt would look on PATH).
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
 SOURCES_YML = DBT_PROJECT_DIR / "models" / "staging" / "_sources.yml"
 MARTS_YML = DBT_PROJECT_DIR / "models" / "marts" / "_marts.yml"
 LAKE_MACROS = DBT_PROJECT_DIR / "macros" / "_lake.sql"

@@ -10,9 +10,8 @@ from typing import Any, Iterator
 import dagster as dg
 import duckdb
 from dagster_aws.s3 import S3Resource
-from dagster_dbt import DbtCliResource
 
-from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from orchestration.dbt_project import dbt_resource
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store, Store, duckdb_connection, duckdb_file_lock
 
@@ -64,17 +63,6 @@ def lake_duckdb(*stores: StorageResource) -> Iterator[duckdb.DuckDBPyConnection]
 WAREHOUSE_POOL = "warehouse_duckdb"  # Dagster concurrency pool: one step at a time opens the DuckDB file
 
 
-class WarehouseDbtResource(DbtCliResource):
-    """dagster-dbt's `DbtCliResource` without the dbt adapter it builds in this process before
-    every invocation (it imports dbt and parses dbt's ~500 built-in macros: 1-3 s a step, before
-    dbt even starts). Only `fetch_column_metadata` and `fetch_row_counts` use that adapter, and
-    the marts step calls neither; dbt itself, in its subprocess, is untouched (bench/README.md,
-    "Marts: where the time goes")."""
-
-    def _initialize_dbt_core_adapter(self, args):  # dagster-dbt 0.29, pinned by uv.lock
-        return None
-
-
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file of the dbt models: written by the dbt step only, read by the checks. Every
     opening goes through `lock()`, which spans processes (the Dagster pool does not)."""
@@ -113,6 +101,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "lake": StorageResource(root=settings.lake, s3=s3),
         "warehouse": WarehouseResource(path=settings.duckdb_path,
                                        lock_timeout_seconds=settings.duckdb_lock_timeout_seconds),
-        "dbt": WarehouseDbtResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
-                                    dbt_executable=DBT_EXECUTABLE),
+        "dbt": dbt_resource(),
     }

@@ -50,7 +50,7 @@ MARTS = {"fct_sessions", "fct_audit_events", "fct_platform_hourly", "fct_downloa
 
 def test_every_mart_has_a_contract_matching_its_model():
     from orchestration.contracts import load_mart_contracts
-    from orchestration.dbt_yaml import DBT_PROJECT_DIR
+    from orchestration.dbt_project import DBT_PROJECT_DIR
 
     marts = load_mart_contracts(strict=True)
     assert set(marts) == MARTS
@@ -86,7 +86,7 @@ def test_mart_contracts_name_their_table_and_the_duckdb_file_it_is_in(tmp_path: 
     """datacontract-cli finds a mart through the contract's duckdb server (file and schema) and its
     bare physicalName; `relation` (schema.table) is derived from them."""
     from orchestration.contracts import mart_contract
-    from orchestration.dbt_yaml import DBT_PROJECT_DIR
+    from orchestration.dbt_project import DBT_PROJECT_DIR
     from orchestration.settings import Settings
 
     monkeypatch.chdir(CONTRACTS_DIR.parent)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from orchestration.backfill import run_backfill
 from orchestration.cli import main
-from orchestration.dbt_yaml import DBT_PROJECT_DIR
+from orchestration.dbt_project import DBT_PROJECT_DIR
 from orchestration.settings import Settings
 from sample_exports import generate_all
 

@@ -252,7 +252,7 @@ def test_the_readme_example_queries_run(built):
 
 def test_dbt_docs_generate_describes_every_mart_column(built, monkeypatch):
     from orchestration.cli import main
-    from orchestration.dbt_yaml import DBT_PROJECT_DIR
+    from orchestration.dbt_project import DBT_PROJECT_DIR
 
     _, settings, _ = built
     monkeypatch.setenv("WAREHOUSE_LAKE", settings.lake)

@@ -17,17 +17,15 @@ from typing import Any, Mapping
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
-from filelock import FileLock
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.assets.ingestion import events_key
 from orchestration.contracts import MartContract, SourceContract, load_mart_contracts, load_source_contracts
-from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from orchestration.dbt_project import DBT_PROJECT, DBT_PROJECT_DIR
 from orchestration.partitions import run_window
-from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseDbtResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseResource
 
 DBT_ASSETS_NAME = "warehouse_dbt"  # the whole-table models; the partitioned ones add `_<partitioning>`
-DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # One target folder per dbt run under target/runs/ (dagster-dbt would make a new one per
 # invocation and keep it forever): removed when the run succeeds; a failed run's folder (its
 # dbt.log) is kept, the newest KEEP_FAILED_RUNS of them.
@@ -44,22 +42,11 @@ PARSE_CACHE_KEEP = 8
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 
-def _newest_source_file() -> float:
-    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
-    for folder in ("models", "macros", "tests"):
-        files.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
-    return max(p.stat().st_mtime for p in files)
-
-
-def ensure_manifest() -> Path:
-    """dbt's manifest, parsed again when the project changed since the last parse."""
+def project_manifest() -> Path:
+    """dbt's manifest, as `dagster dev` or `make install` prepared it."""
     manifest = Path(DBT_PROJECT.manifest_path)
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    # Processes loading the code location at once (the UI, a backfill, test workers) parse once.
-    with FileLock(manifest.parent / ".parse.lock", timeout=600):
-        if not manifest.exists() or manifest.stat().st_mtime < _newest_source_file():
-            WarehouseDbtResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE).cli(
-                ["parse", "--quiet"], target_path=Path("target")).wait()
+    if not manifest.exists():
+        raise FileNotFoundError(f"no dbt manifest at {manifest}: run `make install` (it prepares the dbt project)")
     return manifest
 
 
@@ -227,7 +214,7 @@ def build_dbt_assets(marts: dict[str, MartContract],
                      partitions: dict[str, dg.PartitionsDefinition]) -> list[dg.AssetsDefinition]:
     """One `@dbt_assets` per partitioning of `partitions` (partitioning -> definition) that a mart
     contract declares, and one for every other model (staging views and whole-table marts)."""
-    manifest = ensure_manifest()
+    manifest = project_manifest()
     translator = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
     partitioned = {p: sorted(n for n, m in marts.items() if m.partitioning == p) for p in partitions}
     partitioned = {p: names for p, names in partitioned.items() if names}

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from orchestration.backfill import run_backfill
-from orchestration.dbt_yaml import DBT_PROJECT_DIR
+from orchestration.dbt_project import DBT_PROJECT_DIR
 from orchestration.settings import Settings, format_hour
 from sample_exports import generate_all
 from test_end_to_end import events_ids, expected_omny_ids
