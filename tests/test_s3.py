@@ -8,7 +8,7 @@ from orchestration.backfill import run_backfill
 from orchestration.generate import SOURCES, generate_all
 from orchestration.settings import Settings
 from orchestration.storage import duckdb_connection
-from test_end_to_end import expected_omny_ids
+from support import expected_omny_ids
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 22, tzinfo=UTC)  # across midnight, and the Altis daily file arrives at 00

@@ -21,7 +21,7 @@ from orchestration.generate import generate_all
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Store, duckdb_connection
 from s3proxy import AuthMotoServer, FaultProxy
-from test_end_to_end import expected_omny_ids
+from support import expected_omny_ids
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)
