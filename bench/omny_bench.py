@@ -10,15 +10,17 @@ and one more arrival hour on top of the history. Numbers go in bench/README.md, 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import multiprocessing as mp
 import random
 import resource
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the Omny file writer the tests use
+from omny_files import write_omny_file  # noqa: E402
 
 UTC = timezone.utc
 OUT = Path(__file__).resolve().parent / "out"
@@ -30,12 +32,12 @@ def generate(landing: Path, events: int, hours: int, seed: int = 1) -> None:
     per_hour = events // hours
     for h in range(hours):
         arrival = START + timedelta(hours=h)
-        lines = []
+        records = []
         for i in range(per_hour):
             late = rng.random() < 0.05
             ts = arrival + timedelta(seconds=rng.randrange(3600)) - (timedelta(hours=rng.randrange(1, 24)) if late else timedelta(0))
             eid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            lines.append(json.dumps({
+            records.append({
                 "EventId": eid, "Program": {"Id": "27aa1c43-82bf-4b8a-9e78-a93b002c0a85", "Name": f"Program {i % 20}"},
                 "Clip": {"Id": f"clip-{i % 200}", "Title": "Etiam porta sem malesuada magna mollis euismod.", "AudioDurationSeconds": 5105.251},
                 "Download": {"RawUserAgent": "AppleCoreMedia/1.0.0.15A402 (iPhone; U; CPU OS 11_0_1 like Mac OS X; en_au)",
@@ -43,13 +45,10 @@ def generate(landing: Path, events: int, hours: int, seed: int = 1) -> None:
                              "IpAddress": f"203.0.{rng.randrange(256)}.{rng.randrange(256)}",
                              "Device": {"Type": "Mobile", "Brand": "Apple", "Family": "iPhone"},
                              "OS": {"Family": "iOS", "MajorVersion": "17"}, "Source": "Podcast",
-                             "Geo": {"Country": "Australia", "CountryIsoCode": "AU", "State": "NSW", "City": "Sydney"}}}))
+                             "Geo": {"Country": "Australia", "CountryIsoCode": "AU", "State": "NSW", "City": "Sydney"}}})
             if rng.random() < 0.03:  # at-least-once
-                lines.append(lines[-1])
-        d = arrival
-        path = landing / f"omny/{d:%Y}/{d:%Y-%m}/{d:%Y-%m-%d}/{d:%Y-%m-%dT%H}10_000000.000_{uuid.UUID(int=rng.getrandbits(128))}.jsonl.gz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6))
+                records.append(records[-1])
+        write_omny_file(landing, arrival, str(uuid.UUID(int=rng.getrandbits(128))), records)
 
 
 def _measure(fn, args, queue):

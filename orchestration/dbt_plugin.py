@@ -11,7 +11,7 @@ import boto3
 from dbt.adapters.duckdb.plugins import BasePlugin
 
 from orchestration.settings import Settings
-from orchestration.storage import HTTPFS_DIR, configure_s3
+from orchestration.storage import HTTPFS_DIR, S3Access, configure_s3
 
 
 class Plugin(BasePlugin):
@@ -29,6 +29,6 @@ class Plugin(BasePlugin):
         if self.lake_root.startswith("s3://"):
             settings = Settings.from_env()
             # A session of its own: the chain as it is now (boto3's default session keeps what it found first).
-            client = boto3.session.Session().client("s3", endpoint_url=settings.aws_endpoint_url,
-                                                    region_name=settings.aws_region)
-            configure_s3(conn, client, settings.s3_max_attempts)
+            session = boto3.session.Session()
+            client = session.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+            configure_s3(conn, S3Access.of(client, session), settings.s3_max_attempts)

@@ -7,13 +7,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import boto3
 import dagster as dg
 import duckdb
 from dagster_aws.s3 import S3Resource
 
 from orchestration.dbt_project import dbt_resource
 from orchestration.settings import Settings
-from orchestration.storage import LocalStore, S3Store, Store, duckdb_connection, duckdb_file_lock
+from orchestration.storage import LocalStore, S3Access, S3Store, Store, duckdb_connection, duckdb_file_lock
 
 LAKE_MEMORY_LIMIT = "600MB"  # DuckDB spills past this; see bench/README.md for the peak it gives
 
@@ -46,13 +47,23 @@ class StorageResource(dg.ConfigurableResource):
             return S3Store(self.root, self.s3.get_client())
         return LocalStore(self.root)
 
+    def s3_access(self) -> S3Access:
+        """DuckDB's way to the same S3 as `store()`, from the S3 resource's public fields: its
+        client's region and endpoint, and the credentials that client signs with (the resource's
+        keys when set, else those of its profile or of boto3's standard chain)."""
+        s3 = self.s3
+        session = boto3.session.Session(aws_access_key_id=s3.aws_access_key_id,
+                                        aws_secret_access_key=s3.aws_secret_access_key,
+                                        aws_session_token=s3.aws_session_token, profile_name=s3.profile_name)
+        return S3Access.of(s3.get_client(), session)
+
 
 @contextmanager
 def lake_duckdb(*stores: StorageResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB for the lake layers: it never opens the warehouse file, so parallel
     partitions take no lock."""
     s3 = next((s for s in stores if s.is_s3), None)
-    con = duckdb_connection(s3.s3.get_client() if s3 else None, memory_limit=LAKE_MEMORY_LIMIT,
+    con = duckdb_connection(s3.s3_access() if s3 else None, memory_limit=LAKE_MEMORY_LIMIT,
                             max_attempts=s3.s3_attempts if s3 else Settings.s3_max_attempts)
     try:
         yield con

@@ -14,7 +14,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -368,7 +368,25 @@ def _name_endpoint_in_errors(http_response: Any, parsed: dict, **_: Any) -> None
                         f"to {attempts} attempt{'s' if attempts != 1 else ''}]")
 
 
-def duckdb_connection(s3_client: Any | None = None, *, memory_limit: str | None = None,
+@dataclass(frozen=True)
+class S3Access:
+    """How DuckDB's httpfs reaches S3: the credentials boto3 resolved (None: none found), the region
+    and the endpoint. Never printed: the credentials are left out of its repr."""
+
+    credentials: Any = field(repr=False)  # botocore's ReadOnlyCredentials
+    region: str
+    endpoint_url: str
+
+    @classmethod
+    def of(cls, client: Any, session: Any) -> S3Access:
+        """The region and endpoint of a boto3 S3 client, and the credentials of the boto3 session
+        it was made from (`Session.get_credentials`: boto3's public API, not the client's insides)."""
+        credentials = session.get_credentials()
+        return cls(credentials.get_frozen_credentials() if credentials is not None else None,
+                   client.meta.region_name or "us-east-1", client.meta.endpoint_url or "")
+
+
+def duckdb_connection(s3: S3Access | None = None, *, memory_limit: str | None = None,
                       max_attempts: int = Settings.s3_max_attempts) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB in UTC that can read and write the stores (httpfs for S3)."""
     # No external file cache: it kept every Parquet file read (most are read once) until the memory
@@ -380,8 +398,8 @@ def duckdb_connection(s3_client: Any | None = None, *, memory_limit: str | None 
         config["temp_directory"] = SPILL_DIR  # past the limit DuckDB spills here, not into the cwd
     con = duckdb.connect(config=config)
     con.execute("SET GLOBAL TimeZone = 'UTC'")
-    if s3_client is not None:
-        configure_s3(con, s3_client, max_attempts)
+    if s3 is not None:
+        configure_s3(con, s3, max_attempts)
     return con
 
 
@@ -412,9 +430,9 @@ HTTP_RETRY_BACKOFF = 2
 HTTP_TIMEOUT_SECONDS = 30  # per attempt: connect, read or write
 
 
-def configure_s3(con: duckdb.DuckDBPyConnection, s3_client: Any, max_attempts: int = Settings.s3_max_attempts) -> None:
+def configure_s3(con: duckdb.DuckDBPyConnection, s3: S3Access, max_attempts: int = Settings.s3_max_attempts) -> None:
     """Load httpfs on `con`, retry its HTTP requests with backoff (`max_attempts` in all) and give it
-    the boto3 client's credentials and endpoint as a temporary secret.
+    `s3`'s credentials and endpoint as a temporary secret.
 
     The credentials are bound as prepared-statement parameters: they never appear in SQL text,
     so no quote, backslash or semicolon in a key can change the statement, and no log line,
@@ -425,33 +443,30 @@ def configure_s3(con: duckdb.DuckDBPyConnection, s3_client: Any, max_attempts: i
     con.execute(f"SET GLOBAL http_retry_wait_ms = {HTTP_RETRY_WAIT_MS}")
     con.execute(f"SET GLOBAL http_retry_backoff = {HTTP_RETRY_BACKOFF}")
     con.execute(f"SET GLOBAL http_timeout = {HTTP_TIMEOUT_SECONDS}")
-    options, values = s3_secret_options(s3_client)
+    options, values = s3_secret_options(s3)
     con.execute("CREATE OR REPLACE TEMPORARY SECRET warehouse_s3 ("
                 + ", ".join(f"{name} ?" for name in options) + ")", values)
 
 
-def s3_secret_options(s3_client: Any) -> tuple[list[str], list[Any]]:
-    """The options of DuckDB's S3 secret (names, then values to bind) from a boto3 client's own
-    credentials and endpoint. The values must only ever be bound as parameters."""
+def s3_secret_options(s3: S3Access) -> tuple[list[str], list[Any]]:
+    """The options of DuckDB's S3 secret (names, then values to bind). The values must only ever
+    be bound as parameters."""
     names, values = ["TYPE"], ["s3"]
 
     def add(name: str, value: Any) -> None:
         names.append(name)
         values.append(value)
 
-    credentials = s3_client._request_signer._credentials  # the client's resolved credential chain
-    if credentials is not None:
-        frozen = credentials.get_frozen_credentials()
-        add("KEY_ID", frozen.access_key)
-        add("SECRET", frozen.secret_key)
-        if frozen.token:
-            add("SESSION_TOKEN", frozen.token)
-    add("REGION", s3_client.meta.region_name or "us-east-1")
-    endpoint = s3_client.meta.endpoint_url or ""
-    if endpoint and "amazonaws.com" not in endpoint:
-        add("ENDPOINT", endpoint.split("://", 1)[-1].rstrip("/"))
+    if s3.credentials is not None:
+        add("KEY_ID", s3.credentials.access_key)
+        add("SECRET", s3.credentials.secret_key)
+        if s3.credentials.token:
+            add("SESSION_TOKEN", s3.credentials.token)
+    add("REGION", s3.region)
+    if s3.endpoint_url and "amazonaws.com" not in s3.endpoint_url:
+        add("ENDPOINT", s3.endpoint_url.split("://", 1)[-1].rstrip("/"))
         add("URL_STYLE", "path")
-        add("USE_SSL", endpoint.startswith("https"))
+        add("USE_SSL", s3.endpoint_url.startswith("https"))
     return names, values
 
 

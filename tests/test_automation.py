@@ -5,7 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
-from support import omny_file, setup, tick
+from omny_files import omny_file
+from support import setup, tick
 
 from orchestration.partitions import range_tags
 from orchestration.settings import format_hour

@@ -1,12 +1,11 @@
 """The dedupe rule of the events layer, on small hand-made Omny deliveries."""
 
-import gzip
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 import pytest
+from omny_files import write_omny_file
 
 from orchestration.lake import paths
 from orchestration.lake.events import build_event_hours
@@ -28,10 +27,7 @@ class Warehouse:
         self.con = duckdb_connection()
 
     def deliver(self, arrival: datetime, records, name="a"):
-        d = arrival
-        key = f"omny/{d:%Y}/{d:%Y-%m}/{d:%Y-%m-%d}/{d:%Y-%m-%dT%H}10_000000.000_{name}.jsonl.gz"
-        self.landing.write_bytes(key, gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
-        return key
+        write_omny_file(Path(self.landing.root), arrival, name, records)
 
     def land(self, *arrivals):
         return land_hours(self.contract, self.landing, self.lake, list(arrivals), self.con)

@@ -1,9 +1,6 @@
 """The ingestion assets end to end through Dagster, on generated exports in a temp folder."""
 
-import json
 import shutil
-import zlib
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,51 +10,11 @@ import pytest
 from orchestration.backfill import run_backfill
 from orchestration.settings import Settings, format_hour
 from sample_exports import SOURCES, generate_all
+from support import events_ids, expected_omny_ids
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, tzinfo=UTC)
 HOURS = 6
-
-
-def expected_omny_ids(landing: Path) -> dict[str, set[str]]:
-    """The events layer, computed independently in plain Python from the Omny files."""
-    copies = []  # (event_id, event_hour, arrival_hour, file, line)
-    for path in sorted((landing / "omny").rglob("*.jsonl.gz")):
-        d = zlib.decompressobj(wbits=31)
-        data = d.decompress(path.read_bytes())
-        if not d.eof:
-            continue  # truncated: quarantined whole
-        name = path.name
-        arrival = datetime.strptime(name[:13], "%Y-%m-%dT%H").replace(tzinfo=UTC)
-        for line_no, line in enumerate(data.decode().splitlines(), start=1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not (rec.get("EventId") and rec.get("Program", {}).get("Id") and rec.get("Clip", {}).get("Id")):
-                continue
-            ts = datetime.fromisoformat(rec["Download"]["DownloadedAtUtc"].replace("Z", "+00:00")).astimezone(UTC)
-            copies.append((rec["EventId"], ts.replace(minute=0, second=0, microsecond=0), arrival, str(path), line_no))
-    hours_by_id = defaultdict(set)
-    for event_id, hour, *_ in copies:
-        hours_by_id[event_id].add(hour)
-    expected = defaultdict(set)
-    for event_id, hours in hours_by_id.items():
-        previous = None
-        for hour in sorted(hours):
-            if previous is None or previous < hour - timedelta(hours=24):
-                expected[format_hour(hour)].add(event_id)
-            previous = hour
-    return dict(expected)
-
-
-def events_ids(lake: Path, source: str) -> dict[str, set[str]]:
-    out = {}
-    for f in sorted((lake / source / "events").glob("event_hour=*/*.parquet")):
-        ids = [r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet('{f}', hive_partitioning = false)").fetchall()]
-        assert len(ids) == len(set(ids)), f"duplicate ids in {f}"
-        out[f.parent.name.split("=", 1)[1]] = set(ids)
-    return out
 
 
 def lake_snapshot(lake: Path) -> dict[str, list]:

@@ -2,13 +2,12 @@
 are chosen relative to now, so an event hour is stale (ended more than 24 h ago, landed, not built)
 or fresh; nothing stands in for the clock or the instance."""
 
-import gzip
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from omny_files import omny_file
 
 from orchestration.backfill import run_backfill
 from orchestration.checks.freshness import FRESHNESS_CHECK, SENSOR_NAME, evaluate_mart
@@ -19,15 +18,6 @@ from orchestration.settings import Settings, format_hour
 UTC = timezone.utc
 OMNY_EVENTS = dg.AssetKey("omny_events")
 OMNY_CHECK = dg.AssetCheckKey(OMNY_EVENTS, FRESHNESS_CHECK)
-
-
-def omny_file(landing: Path, arrival: datetime, name: str, events: list[tuple[str, datetime]]) -> None:
-    d = arrival
-    path = landing / f"omny/{d:%Y}/{d:%Y-%m}/{d:%Y-%m-%d}/{d:%Y-%m-%dT%H}10_000000.000_{name}.jsonl.gz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"EventId": i, "Program": {"Id": "p", "Name": "Program"}, "Clip": {"Id": "c", "Title": "Clip"},
-                         "Download": {"DownloadedAtUtc": ts.strftime("%Y-%m-%dT%H:%M:%SZ")}}) for i, ts in events]
-    path.write_bytes(gzip.compress("\n".join(lines).encode()))
 
 
 def materialize(defs, instance, key: dg.AssetKey, hour: datetime) -> dg.ExecuteInProcessResult:

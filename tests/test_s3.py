@@ -2,13 +2,16 @@
 
 from datetime import datetime, timedelta, timezone
 
+import boto3
 import duckdb
+from dagster_aws.s3 import S3Resource
 
 from orchestration.backfill import run_backfill
+from orchestration.resources import StorageResource
 from orchestration.settings import Settings
-from orchestration.storage import duckdb_connection
+from orchestration.storage import S3Access, duckdb_connection, s3_secret_options
 from sample_exports import SOURCES, generate_all
-from test_end_to_end import expected_omny_ids
+from support import expected_omny_ids
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 22, tzinfo=UTC)  # across midnight, and the Altis daily file arrives at 00
@@ -41,7 +44,7 @@ def test_land_and_build_events_on_s3(s3_env, tmp_path, monkeypatch):
     assert any(k.startswith("warehouse/omny/quarantine/arrival_hour=") for k in keys)
     assert not any(".staging" in k for k in keys)
 
-    con = duckdb_connection(client)
+    con = duckdb_connection(S3Access.of(client, boto3.session.Session()))
     actual = {}
     for key in keys:
         if key.startswith("warehouse/omny/events/"):
@@ -57,3 +60,25 @@ def test_land_and_build_events_on_s3(s3_env, tmp_path, monkeypatch):
     assert downloads == sum(len(ids) for ids in actual.values())
     again = run_backfill(settings, START, START + timedelta(hours=HOURS), ["omny"], marts=False)
     assert again.ok and again.events["omny"]["rows_kept"] == report.events["omny"]["rows_kept"]
+
+
+def test_duckdb_signs_with_the_s3_resources_credentials_and_never_shows_them(monkeypatch):
+    secret = "it's\"a\\secret;--"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-chain")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    endpoint, region = "http://127.0.0.1:9", "eu-west-1"
+    own_keys = StorageResource(root="s3://lake/warehouse", s3=S3Resource(
+        endpoint_url=endpoint, region_name=region, aws_access_key_id="its-own", aws_secret_access_key=secret + "!"))
+    chain = StorageResource(root="s3://lake/warehouse", s3=S3Resource(endpoint_url=endpoint, region_name=region))
+
+    names, values = s3_secret_options(own_keys.s3_access())
+    assert dict(zip(names, values)) == {"TYPE": "s3", "KEY_ID": "its-own", "SECRET": secret + "!", "REGION": region,
+                                        "ENDPOINT": "127.0.0.1:9", "URL_STYLE": "path", "USE_SSL": False}
+    access = chain.s3_access()
+    assert (access.credentials.access_key, access.credentials.secret_key) == ("from-the-chain", secret)
+    assert secret not in repr(access)
+    with duckdb_connection(access) as con:  # the quotes in the key reach DuckDB as a value, not as SQL
+        assert con.sql("select name, type from duckdb_secrets()").fetchall() == [("warehouse_s3", "s3")]
+        assert secret not in str(con.sql("select * from duckdb_secrets()").fetchall())

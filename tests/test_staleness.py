@@ -7,7 +7,8 @@ import dagster as dg
 
 from orchestration.partitions import range_tags
 from orchestration.settings import format_hour
-from support import omny_file, setup
+from omny_files import omny_file
+from support import setup
 
 UTC = timezone.utc
 

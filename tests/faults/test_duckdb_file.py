@@ -19,7 +19,7 @@ from orchestration.backfill import run_backfill
 from orchestration.dbt_project import DBT_PROJECT_DIR
 from orchestration.settings import Settings, format_hour
 from sample_exports import generate_all
-from test_end_to_end import events_ids, expected_omny_ids
+from support import events_ids, expected_omny_ids
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)

@@ -18,10 +18,10 @@ import pytest
 from orchestration.backfill import run_backfill
 from orchestration.dbt_plugin import Plugin
 from orchestration.settings import Settings
-from orchestration.storage import LocalStore, S3Store, duckdb_connection
+from orchestration.storage import LocalStore, S3Access, S3Store, duckdb_connection
 from sample_exports import generate_all
 from s3proxy import AuthMotoServer, FaultProxy
-from test_end_to_end import expected_omny_ids
+from support import expected_omny_ids
 
 UTC = timezone.utc
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)
@@ -43,7 +43,7 @@ def _lake_keys(client, bucket: str) -> list[str]:
 
 
 def _omny_events(client, bucket: str) -> dict[str, set[str]]:
-    con = duckdb_connection(client)
+    con = duckdb_connection(S3Access.of(client, boto3.session.Session()))
     out = {}
     for key in _lake_keys(client, bucket):
         if "/omny/events/" in key:
@@ -85,9 +85,9 @@ def test_a_permanent_outage_fails_clearly_naming_the_endpoint_never_the_secret(s
         assert "Error occurred while executing" not in last
 
         # DuckDB's httpfs gives up the same way: after its retries, naming the URL it could not reach.
-        store = S3Store("s3://outage-lake/warehouse", boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1",
-                                                            aws_access_key_id="testing", aws_secret_access_key=SECRET))
-        con = duckdb_connection(store.client, max_attempts=3)
+        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key=SECRET)
+        store = S3Store("s3://outage-lake/warehouse", session.client("s3", endpoint_url=proxy.url, region_name="us-east-1"))
+        con = duckdb_connection(S3Access.of(store.client, session), max_attempts=3)
         with pytest.raises(duckdb.Error) as failure:
             con.execute("select * from read_parquet('s3://outage-lake/warehouse/omny/x.parquet')").fetchall()
         assert f"{host}/outage-lake/warehouse/omny/x.parquet" in str(failure.value) and "503" in str(failure.value)

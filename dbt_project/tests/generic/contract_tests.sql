@@ -10,7 +10,8 @@ where {{ column_name }} is not null and (false
 
 {% test matches_pattern(model, column_name, pattern) %}
 select {{ column_name }} from {{ model }}
-where {{ column_name }} is not null and not regexp_full_match({{ column_name }}, '{{ pattern }}')
+where {{ column_name }} is not null
+    and not regexp_full_match({{ column_name }}, {{ dbt.string_literal(dbt.escape_single_quotes(pattern)) }})
 {% endtest %}
 
 {% test unique_combination(model, columns) %}
