@@ -93,13 +93,17 @@ def core(landing: Path, work: Path, hours: int) -> tuple[float, float, int]:
     """Landing + events of `landing`'s Omny files through the CLI: (seconds, peak MB, events kept)."""
     import duckdb
     lake = work / "lake"
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # an ephemeral instance: the UI's stays clean
+    home = work / "dagster_home"  # an instance on disk, as `make demo` has (not the UI's)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.update(WAREHOUSE_LANDING=str(landing), WAREHOUSE_LAKE=str(lake), WAREHOUSE_DUCKDB=str(work / "warehouse.duckdb"),
                WAREHOUSE_START=f"{START - timedelta(days=2):%Y-%m-%dT%H}")
     s, mb, _ = measure([sys.executable, "-m", "orchestration", "backfill", "--start", f"{START:%Y-%m-%dT%H}",
                         "--end", f"{START + timedelta(hours=hours):%Y-%m-%dT%H}", "--sources", "omny", "--no-marts"], env)
     kept = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/omny/events/**/*.parquet')").fetchone()[0]
     shutil.rmtree(lake)  # 10x the data would not fit twice
+    shutil.rmtree(home)
     return s, mb, kept
 
 
