@@ -7,7 +7,7 @@ import subprocess
 
 import yaml
 
-from orchestration.dbt_yaml import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
 
 def test_a_pattern_with_a_quote_is_a_string_literal(tmp_path):
