@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from orchestration.contracts import ContractError, MartContract
 
@@ -65,11 +65,44 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _column_rules(contract: MartContract, add: Callable[..., None]) -> None:
+    """The column rules, which dbt's model contract and tests hold too (dbt_yaml.py)."""
+    import great_expectations.expectations as gxe
+
+    t = contract.name
+    names = [c.name for c in contract.columns]
+    add(f"{t}: has exactly the contract's {len(names)} columns", gxe.ExpectTableColumnsToMatchSet,
+        column_set=names, exact_match=True)
+    for c in contract.columns:
+        if c.required:
+            add(f"{t}.{c.name}: not null", gxe.ExpectColumnValuesToNotBeNull, column=c.name)
+    key = contract.primary_key
+    if len(key) == 1:
+        add(f"{t}.{key[0]}: unique", gxe.ExpectColumnValuesToBeUnique, column=key[0])
+    elif key:
+        add(f"{t}: ({', '.join(key)}) unique", gxe.ExpectCompoundColumnsToBeUnique, column_list=list(key))
+    for c in contract.columns:
+        if c.enum is not None:
+            add(f"{t}.{c.name}: one of {', '.join(_fmt(v) for v in c.enum)}",
+                gxe.ExpectColumnValuesToBeInSet, column=c.name, value_set=list(c.enum))
+        if c.minimum is not None or c.maximum is not None:
+            if c.minimum is not None and c.maximum is not None:
+                what = f"between {_fmt(c.minimum)} and {_fmt(c.maximum)}"
+            elif c.minimum is not None:
+                what = f"at least {_fmt(c.minimum)}"
+            else:
+                what = f"at most {_fmt(c.maximum)}"
+            add(f"{t}.{c.name}: {what}", gxe.ExpectColumnValuesToBeBetween,
+                column=c.name, min_value=c.minimum, max_value=c.maximum)
+        if c.pattern is not None:
+            add(f"{t}.{c.name}: matches {c.pattern}", gxe.ExpectColumnValuesToMatchRegex,
+                column=c.name, regex=c.pattern)
+
+
 def _compile(contract: MartContract, only_beyond_dbt: bool = False) -> ExpectationSuite:
     """The suite for `contract` (with `only_beyond_dbt`, its great-expectations rules alone);
     needs an active GX context (see `_context`)."""
     import great_expectations as gx
-    import great_expectations.expectations as gxe
     from great_expectations.expectations.registry import get_expectation_impl
 
     t = contract.name
@@ -79,39 +112,8 @@ def _compile(contract: MartContract, only_beyond_dbt: bool = False) -> Expectati
         meta = {**(kwargs.pop("meta", None) or {}), "rule": rule, "contract": t}
         expectations.append(expectation_cls(meta=meta, **kwargs))
 
-    # The column rules: dbt's model contract and tests hold the same ones (dbt_yaml.py).
     if not only_beyond_dbt:
-        names = [c.name for c in contract.columns]
-        add(f"{t}: has exactly the contract's {len(names)} columns", gxe.ExpectTableColumnsToMatchSet,
-            column_set=names, exact_match=True)
-
-        for c in contract.columns:
-            if c.required:
-                add(f"{t}.{c.name}: not null", gxe.ExpectColumnValuesToNotBeNull, column=c.name)
-
-        key = contract.primary_key
-        if len(key) == 1:
-            add(f"{t}.{key[0]}: unique", gxe.ExpectColumnValuesToBeUnique, column=key[0])
-        elif key:
-            add(f"{t}: ({', '.join(key)}) unique", gxe.ExpectCompoundColumnsToBeUnique, column_list=list(key))
-
-        for c in contract.columns:
-            if c.enum is not None:
-                add(f"{t}.{c.name}: one of {', '.join(_fmt(v) for v in c.enum)}",
-                    gxe.ExpectColumnValuesToBeInSet, column=c.name, value_set=list(c.enum))
-            if c.minimum is not None or c.maximum is not None:
-                if c.minimum is not None and c.maximum is not None:
-                    what = f"between {_fmt(c.minimum)} and {_fmt(c.maximum)}"
-                elif c.minimum is not None:
-                    what = f"at least {_fmt(c.minimum)}"
-                else:
-                    what = f"at most {_fmt(c.maximum)}"
-                add(f"{t}.{c.name}: {what}", gxe.ExpectColumnValuesToBeBetween,
-                    column=c.name, min_value=c.minimum, max_value=c.maximum)
-            if c.pattern is not None:
-                add(f"{t}.{c.name}: matches {c.pattern}", gxe.ExpectColumnValuesToMatchRegex,
-                    column=c.name, regex=c.pattern)
-
+        _column_rules(contract, add)
     for r in contract.rules:
         if r.kind != "great-expectations":
             continue  # `sql` rules are dbt tests
