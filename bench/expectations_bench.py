@@ -13,34 +13,15 @@ bench/README.md, never in a test (tests/test_mart_expectations.py asserts what t
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-
-import pandas as pd
+from pathlib import Path
 
 from orchestration.checks.great_expectations import validate_mart
 from orchestration.contracts import CONTRACTS_DIR, mart_contract
 
-
-def sessions_frame(n: int) -> pd.DataFrame:
-    """`n` fct_sessions rows that keep the contract."""
-    started = pd.Timestamp("2026-01-05 00:00") + pd.to_timedelta(range(n), unit="s")
-    return pd.DataFrame({
-        "session_key": [f"s{i:08d}" for i in range(n)],
-        "source": [("airkit", "track", "atomic", "altis")[i % 4] for i in range(n)],
-        "session_id": [f"vendor-{i}" if i % 4 < 2 else None for i in range(n)],
-        "session_group": [f"group-{i % 7}" for i in range(n)],
-        "user_id": [f"user-{i % 9}" for i in range(n)],
-        "app": ["web"] * n,
-        "started_at": started,
-        "ended_at": started + pd.to_timedelta([i % 5 for i in range(n)], unit="min"),
-        "duration_seconds": [float(60 * (i % 5)) for i in range(n)],
-        "events": [1 + i % 6 for i in range(n)],
-        "page_views": [i % 3 for i in range(n)],
-        "device_class": [("Desktop", "Mobile", "Tablet", "Unknown")[i % 4] for i in range(n)],
-        "csat_score": pd.array([1 + i % 5 if i % 4 == 0 else None for i in range(n)], dtype="Int64"),
-        "time_on_page_seconds": [float(i) if i % 4 == 0 else None for i in range(n)],
-        "action_runs": pd.array([i % 3 if i % 4 == 0 else None for i in range(n)], dtype="Int64"),
-    })
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the rows the tests use
+from mart_rows import sessions_frame  # noqa: E402
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ class BackfillReport:
                          m.get("rows_quarantined", 0), e.get("duplicates_dropped", 0), m.get("late_events", 0),
                          len(m.get("event_hours_touched", [])), e.get("rows_kept", 0)])
         print_table(["source", "files", "rows_read", "landed", "quarantined", "duplicates_dropped",
-                      "late_events", "event_hours_touched", "events_kept"], rows)
+                     "late_events", "event_hours_touched", "events_kept"], rows)
         for source, m in self.landed.items():
             if m.get("quarantine_reasons"):
                 top = ", ".join(f"{r} ({n})" for r, n in list(m["quarantine_reasons"].items())[:3])

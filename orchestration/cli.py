@@ -29,7 +29,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     summaries = generate_all(Path(args.out), parse_hour(args.start), args.hours, args.seed, sources)
     print(f"Sample exports written to {args.out}")
     print_table(["source", "files", "records", "duplicates", "late", "malformed", "missing_required"],
-                 [[s.source, s.files, s.records, s.duplicates, s.late, s.malformed, s.missing_required] for s in summaries])
+                [[s.source, s.files, s.records, s.duplicates, s.late, s.malformed, s.missing_required] for s in summaries])
     return 0
 
 
@@ -205,7 +205,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
                      "yes" if h.not_processed else "", h.expired_retried, "yes" if h.expired_left else "",
                      "yes" if h.too_old else "", h.failed] for key, h in sorted(report.hours.items())]
             print_table(["batch_key", "written", "bytes", "already_there", "empty", "not_ready", "expired_retried",
-                          "left_expired", "too_old", "failed"], rows)
+                         "left_expired", "too_old", "failed"], rows)
             print(report.summary())
             if report.written:
                 print(f"next, land them: {BACKFILL} --start {args.start} --end {args.end} --sources atomic")

@@ -136,12 +136,12 @@ def execute(defs: dg.Definitions, job_name: str, asset_selection: list[dg.AssetK
                                           job_name=job_name),
         job_code_origin=repository.get_reconstructable_job(job_name).get_python_origin())
     # Only KEPT_EVENTS: a long range run's log lines and step events would be held till it ends.
-    events = [event for event in ExecuteRunWithPlanIterable(
+    run_events = ExecuteRunWithPlanIterable(
         execution_plan=plan, iterator=job_execution_iterator,
         execution_context_manager=PlanOrchestrationContextManager(
             context_event_generator=orchestration_context_event_generator, job=InMemoryJob(job), execution_plan=plan,
             dagster_run=run, instance=instance, run_config=run_config, executor_defs=None, output_capture=None,
             raise_on_error=False))
-              if event.event_type in KEPT_EVENTS]
+    events = [event for event in run_events if event.event_type in KEPT_EVENTS]
     return dg.ExecuteInProcessResult(job_def=job, event_list=events, dagster_run=instance.get_run_by_id(run.run_id),
                                      output_capture=None)

@@ -6,39 +6,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mart_rows import ROWS, sessions_frame
 
 from orchestration.checks.great_expectations import MartValidation, expectation_suite, validate_mart
 from orchestration.contracts import CONTRACTS_DIR, ContractError, MartColumn, MartContract, QualityRule, mart_contract
-
-ROWS = 120
 
 
 @pytest.fixture(scope="module")
 def sessions() -> MartContract:
     return mart_contract(CONTRACTS_DIR / "marts" / "fct_sessions.yaml")
-
-
-def sessions_frame(n: int = ROWS) -> pd.DataFrame:
-    """Rows that keep every promise of the fct_sessions contract."""
-    started = pd.Timestamp("2026-01-05 00:00") + pd.to_timedelta(range(n), unit="min")
-    sources = ["airkit", "track", "atomic", "altis"]
-    return pd.DataFrame({
-        "session_key": [f"s{i:04d}" for i in range(n)],
-        "source": [sources[i % 4] for i in range(n)],
-        "session_id": [f"vendor-{i}" if i % 4 < 2 else None for i in range(n)],
-        "session_group": [f"group-{i % 7}" for i in range(n)],
-        "user_id": [f"user-{i % 9}" for i in range(n)],
-        "app": ["web"] * n,
-        "started_at": started,
-        "ended_at": started + pd.to_timedelta([i % 5 for i in range(n)], unit="min"),
-        "duration_seconds": [float(60 * (i % 5)) for i in range(n)],
-        "events": [1 + i % 6 for i in range(n)],
-        "page_views": [i % 3 for i in range(n)],
-        "device_class": [["Desktop", "Mobile", "Tablet", "Unknown"][i % 4] for i in range(n)],
-        "csat_score": pd.array([1 + i % 5 if i % 4 == 0 else None for i in range(n)], dtype="Int64"),
-        "time_on_page_seconds": [float(i) if i % 4 == 0 else None for i in range(n)],
-        "action_runs": pd.array([i % 3 if i % 4 == 0 else None for i in range(n)], dtype="Int64"),
-    })
 
 
 def test_suite_compiles_every_promise_of_the_contract(sessions):

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from orchestration.contracts import LEADING_DESCRIPTIONS, SourceContract
+from orchestration.contracts import LEADING, LEADING_DESCRIPTIONS, SourceContract
 from orchestration.lake.events import EventsLedger, build_event_hours
 from orchestration.lake import DEDUPE_WINDOW
 from orchestration.lake.landed import LandedLedger, LandingInterrupted, LandingRules, land_hours
@@ -123,7 +123,7 @@ def column_schema(contract: SourceContract) -> dg.TableSchema:
         text = LEADING_DESCRIPTIONS.get(name) or (field.description if field else None) or ""
         if field is not None and name not in LEADING_DESCRIPTIONS and field.path != name:
             text = f"{text} (vendor field `{field.path}`)".strip()
-        required = name in LEADING_DESCRIPTIONS or (field is not None and field.required)
+        required = name in LEADING or (field is not None and field.required)
         columns.append(dg.TableColumn(name=name, type=typ.lower(), description=" ".join(text.split()) or None,
                                       constraints=dg.TableColumnConstraints(nullable=not required)))
     return dg.TableSchema(columns=columns)

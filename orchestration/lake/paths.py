@@ -30,8 +30,12 @@ def index_marker(source: str, event_hour: datetime, arrival_hour: datetime) -> s
     return index_prefix(source, event_hour) + f"arrival_hour={format_hour(arrival_hour)}"
 
 
+def quarantine_prefix(source: str) -> str:
+    return f"{source}/quarantine"
+
+
 def quarantine_file(source: str, arrival_hour: datetime) -> str:
-    return f"{source}/quarantine/arrival_hour={format_hour(arrival_hour)}/{DATA_FILE}"
+    return f"{quarantine_prefix(source)}/arrival_hour={format_hour(arrival_hour)}/{DATA_FILE}"
 
 
 LEFTOVER_AGE = timedelta(hours=1)  # a staging place untouched this long belongs to a killed run
@@ -48,7 +52,7 @@ def sweep_leftovers(source: str, lake: Store, arrival_hours: list[datetime] = ()
         lake.sweep_leftovers(f"{landed_partition(source, hour)}/.", timedelta(0))
         for moved in ("staging", "trash"):
             lake.sweep_leftovers(f"{source}/landed/.{moved}-arrival_hour={format_hour(hour)}-", timedelta(0))
-        lake.sweep_leftovers(f"{source}/quarantine/arrival_hour={format_hour(hour)}/.", timedelta(0))
+        lake.sweep_leftovers(f"{quarantine_prefix(source)}/arrival_hour={format_hour(hour)}/.", timedelta(0))
     for hour in event_hours:  # index markers half-written (readers skip them meanwhile)
         lake.sweep_leftovers(index_prefix(source, hour) + ".", LEFTOVER_AGE)
     lake.sweep_leftovers(f"{source}/landed/.", LEFTOVER_AGE)
@@ -64,7 +68,7 @@ def events_files(source: str) -> str:
     return f"{events_prefix(source)}/event_hour=*/{PARTITION_GLOB}"
 
 
-QUARANTINE_FILES = f"*/quarantine/arrival_hour=*/{PARTITION_GLOB}"  # a glob of every source's quarantine
+QUARANTINE_FILES = f"{quarantine_prefix('*')}/arrival_hour=*/{PARTITION_GLOB}"  # a glob of every source's quarantine
 
 
 def events_file(source: str, event_hour: datetime) -> str:
