@@ -15,7 +15,7 @@ import duckdb
 
 from orchestration.contracts import SourceContract
 from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
-from orchestration.lake.parquet import event_hour_sql, rows_written, write_partitioned
+from orchestration.lake.parquet import rows_written, write_files
 from orchestration.partitions import hours_between
 from orchestration.settings import format_hour
 from orchestration.sources.records import lake_columns
@@ -65,10 +65,10 @@ WHERE event_hour >= TIMESTAMP '{start}' AND event_hour < TIMESTAMP '{end}'
 
 
 # The landed rows of the target hours that are not kept: every copy of an id in the window, and
-# every copy but the first of the others. Few, so the write anti-joins them (a semi join with the
-# winners built a hash table of every row).
+# every copy but the first of the others. Few, so the writes anti-join them (a semi join with the
+# winners built a hash table of every row). Not TEMP: the writes run on cursors of the connection.
 DROPPED_SQL = """
-CREATE OR REPLACE TEMP TABLE _dropped AS
+CREATE OR REPLACE TABLE _dropped AS
 SELECT l.source_file, l.source_line
 FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
 JOIN (SELECT * FROM _winners WHERE copies > 1 OR in_window) w
@@ -115,14 +115,15 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
         """).fetchall()}
     target_files = [f for h in targets for f in files_by_hour.get(h, [])]
     staging = lake.staging_key(paths.events_prefix(source))
-    if target_files:  # every target hour in one pass: a file per event hour
-        uris = ", ".join(sql_str(lake.uri(k)) for k in target_files)
-        con.execute(DROPPED_SQL.format(uris=uris))
-        write_partitioned(con, lake, f"""
-            SELECT {column_list(lake_columns(contract), "l")}, {event_hour_sql("l.event_ts")} AS event_hour
-            FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
+    kept_hours = [h for h in targets if stats.get(h, (0, 0))[1]]
+    if kept_hours:  # a file per event hour, each from that hour's landed files
+        con.execute(DROPPED_SQL.format(uris=", ".join(sql_str(lake.uri(k)) for k in target_files)))
+        write_files(con, lake, {_staged(staging, h): f"""
+            SELECT {column_list(lake_columns(contract), "l")}
+            FROM read_parquet([{", ".join(sql_str(lake.uri(k)) for k in files_by_hour[h])}],
+                              union_by_name = true, hive_partitioning = false) l
             ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line
-            """, staging)
+            """ for h in kept_hours})
     written = {}
     for hour in targets:
         ledger = EventsLedger(source=source, event_hour=hour, arrival_hours=len(files_by_hour.get(hour, [])))
@@ -131,7 +132,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
         ledger.rows_in, ledger.rows_kept, ledger.duplicates_in_hour, ledger.duplicates_in_window = n_in, kept, in_hour, in_window
         ledger.duplicates_dropped = in_hour + in_window
         if kept:
-            lake.publish(f"{staging}/event_hour={format_hour(hour)}/{paths.DATA_FILE}", key)
+            lake.publish(_staged(staging, hour), key)
             written[key] = ledger
         elif lake.exists(key):  # nothing left in this hour: neither is its file
             lake.delete([key])
@@ -142,6 +143,10 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
         written[key].written_rows = n
     con.execute("DROP TABLE IF EXISTS _winners; DROP TABLE IF EXISTS _dropped")
     return ledgers
+
+
+def _staged(staging: str, hour: datetime) -> str:
+    return f"{staging}/event_hour={format_hour(hour)}/{paths.DATA_FILE}"
 
 
 def event_hour_label(ledger: EventsLedger) -> str:

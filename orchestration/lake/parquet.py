@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 
 from orchestration.lake import paths
@@ -31,10 +33,34 @@ def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, f
                     f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
 
 
-def write_file(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str) -> None:
+def write_file(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str, parquet: str = PARQUET) -> None:
     """COPY `query` into the one Parquet file `key`."""
     lake.prepare(key)
-    con.execute(f"COPY ({query}) TO {sql_str(lake.uri(key))} ({PARQUET})")
+    con.execute(f"COPY ({query}) TO {sql_str(lake.uri(key))} ({parquet})")
+
+
+def write_files(con: duckdb.DuckDBPyConnection, lake: Store, queries: dict[str, str], parquet: str = PARQUET) -> None:
+    """COPY each query into its own file (key -> query), as many at once as DuckDB has threads, one
+    thread each. A partitioned COPY of the same rows took 4x as long and held every partition at
+    once (bench/README.md). Tables the queries read must be visible to cursors of `con` (not TEMP)."""
+    if not queries:
+        return
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    workers = max(1, min(threads, len(queries)))
+    shares = [list(queries.items())[i::workers] for i in range(workers)]
+
+    def write(share: list[tuple[str, str]]) -> None:
+        with con.cursor() as cursor:
+            for key, query in share:
+                write_file(cursor, lake, query, key, parquet)
+
+    con.execute("SET threads = 1")
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for done in [pool.submit(write, share) for share in shares]:
+                done.result()
+    finally:
+        con.execute(f"SET threads = {threads}")
 
 
 def rows_written(con: duckdb.DuckDBPyConnection, lake: Store, keys: list[str]) -> dict[str, int]:
