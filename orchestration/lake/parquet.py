@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Callable
 
 import duckdb
 
@@ -39,28 +41,30 @@ def write_file(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str
     con.execute(f"COPY ({query}) TO {sql_str(lake.uri(key))} ({parquet})")
 
 
-def write_files(con: duckdb.DuckDBPyConnection, lake: Store, queries: dict[str, str], parquet: str = PARQUET) -> None:
-    """COPY each query into its own file (key -> query), as many at once as DuckDB has threads, one
-    thread each. A partitioned COPY of the same rows took 4x as long and held every partition at
-    once (bench/README.md). Tables the queries read must be visible to cursors of `con` (not TEMP)."""
-    if not queries:
-        return
+def on_cursors(con: duckdb.DuckDBPyConnection, jobs: list[Callable[[duckdb.DuckDBPyConnection], None]]) -> None:
+    """Run each job on a cursor of its own, as many at once as DuckDB has threads, one thread each:
+    small writes run faster side by side than each on every thread (bench/README.md). Tables the
+    jobs read must be visible to cursors of `con` (not TEMP)."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-    workers = max(1, min(threads, len(queries)))
-    shares = [list(queries.items())[i::workers] for i in range(workers)]
 
-    def write(share: list[tuple[str, str]]) -> None:
+    def run(job: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         with con.cursor() as cursor:
-            for key, query in share:
-                write_file(cursor, lake, query, key, parquet)
+            job(cursor)
 
     con.execute("SET threads = 1")
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            for done in [pool.submit(write, share) for share in shares]:
+        with ThreadPoolExecutor(max(1, min(threads, len(jobs)))) as pool:
+            for done in [pool.submit(run, job) for job in jobs]:
                 done.result()
     finally:
         con.execute(f"SET threads = {threads}")
+
+
+def write_files(con: duckdb.DuckDBPyConnection, lake: Store, queries: dict[str, str], parquet: str = PARQUET) -> None:
+    """COPY each query into its own file (key -> query), side by side (`on_cursors`). A partitioned
+    COPY of the events layer's rows took 4x as long and held every partition at once."""
+    on_cursors(con, [partial(write_file, lake=lake, query=query, key=key, parquet=parquet)
+                     for key, query in queries.items()])
 
 
 def rows_written(con: duckdb.DuckDBPyConnection, lake: Store, keys: list[str]) -> dict[str, int]:
