@@ -95,7 +95,7 @@ def test_a_file_rewritten_under_the_same_name_is_landed_again(tmp_path):
 def test_each_partition_of_a_range_run_carries_its_own_ledger(tmp_path):
     settings, defs, instance = setup(tmp_path)
     first, second = datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC)
-    omny_file(Path(settings.landing), first, "a", [("a1", first)])
+    omny_file(Path(settings.landing), first, "a", [("a1", first), ("b1", first)])  # b1 again an hour later
     omny_file(Path(settings.landing), second, "b", [("b1", second), ("b2", second)])
     omny_file(Path(settings.landing), second, "c", [("c1", second)])
     dg.materialize(list(defs.assets), selection=[dg.AssetKey("omny_landed")], instance=instance,
@@ -103,9 +103,11 @@ def test_each_partition_of_a_range_run_carries_its_own_ledger(tmp_path):
     records = instance.fetch_materializations(dg.AssetKey("omny_landed"), limit=10).records
     by_hour = {r.asset_materialization.partition: r.asset_materialization.metadata for r in records}
     assert {h: (m["files"].value, m["rows_landed"].value) for h, m in by_hour.items()} == {
-        "2026-01-05T10": (1, 1), "2026-01-05T11": (2, 3)}
-    # what the late-events sensor needs is on every hour: the event hours the run affected
+        "2026-01-05T10": (1, 2), "2026-01-05T11": (2, 3)}
+    # what the late-events sensor needs, each hour its own: the event hours its rows touched, and
+    # later ones holding a copy of an id it landed (b1 at 11 may now be a duplicate of 10's)
     assert by_hour["2026-01-05T10"]["event_hours_affected"].value == ["2026-01-05T10", "2026-01-05T11"]
+    assert by_hour["2026-01-05T11"]["event_hours_affected"].value == ["2026-01-05T11"]
 
 
 def test_sensors_after_a_backfill_request_nothing(tmp_path, monkeypatch):

@@ -48,14 +48,15 @@ def _sum_counts(dicts) -> dict[str, int]:
     return out
 
 
-def landed_metadata(ledgers: list[LandedLedger], affected: list[str]) -> dict:
+def landed_metadata(ledgers: list[LandedLedger]) -> dict:
     """The ledger of some arrival hours (one, on each hour's materialisation), with the event
-    hours the whole run affected (what the late-events sensor rebuilds)."""
+    hours they affected (what the late-events sensor rebuilds)."""
     total = lambda attr: sum(getattr(l, attr) for l in ledgers)
     reasons = dict(sorted(_sum_counts(l.quarantine_reasons for l in ledgers).items(), key=lambda kv: -kv[1]))
     lateness = _sum_counts(l.lateness for l in ledgers)
     reported = {k: r for l in ledgers for k, r in l.files_reported.items()}
     touched = sorted({h for l in ledgers for h in l.event_hours_touched})
+    affected = sorted({h for l in ledgers for h in l.event_hours_affected})
     return {
         "arrival_hours": len(ledgers),
         "files": total("files"),
@@ -73,7 +74,7 @@ def landed_metadata(ledgers: list[LandedLedger], affected: list[str]) -> dict:
         "event_hours_affected": dg.MetadataValue.json(affected),
         "ledger": dg.MetadataValue.json([
             {k: (format_hour(v) if k == "arrival_hour" else v) for k, v in asdict(l).items()
-             if k not in ("source", "inputs")} for l in ledgers]),
+             if k not in ("source", "inputs", "event_hours_affected")} for l in ledgers]),
     }
 
 
@@ -168,10 +169,10 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
             raise dg.Failure(
                 description=f"{source}: the store failed after {len(exc.ledgers)} of {len(hours)} arrival hours "
                             f"landed: {type(exc.cause).__name__}: {exc.cause}",
-                metadata=landed_metadata(exc.ledgers, exc.affected)) from exc
+                metadata=landed_metadata(exc.ledgers)) from exc
         except FileNotFoundError as exc:  # the landing root itself
             raise dg.Failure(description=str(exc)) from None
-        meta = landed_metadata(ledgers, affected)
+        meta = landed_metadata(ledgers)
         context.log.info(f"{source}: {meta['files']} files, {meta['rows_read']} rows read, {meta['rows_landed']} landed, "
                          f"{meta['rows_quarantined']} quarantined; {len(affected)} event hours affected")
         if not meta["files"] and not meta["files_reported"]:
@@ -181,7 +182,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
             context.log.warning(f"{source}: {meta['files_reported']} files landed nothing: "
                                 + "; ".join(f"{k} ({r})" for k, r in list(meta["reported_files"].value.items())[:5]))
         for ledger in ledgers:  # each hour's own numbers, so the UI plots the real hours
-            context.add_asset_metadata(landed_metadata([ledger], affected), partition_key=format_hour(ledger.arrival_hour))
+            context.add_asset_metadata(landed_metadata([ledger]), partition_key=format_hour(ledger.arrival_hour))
         return dg.MaterializeResult(data_version=landed_version(contract, rules, ledgers), check_results=[_ledger_check(
             landed_asset_key, ledgers,
             lambda l: f"{format_hour(l.arrival_hour)}: read {l.rows_read} != landed {l.rows_landed} + quarantined {l.rows_quarantined} "

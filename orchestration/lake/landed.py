@@ -45,6 +45,8 @@ class LandedLedger:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     event_hours_touched: dict[str, int] = field(default_factory=dict)  # event hour -> rows
     event_hours_removed: list[str] = field(default_factory=list)  # held rows before, none now
+    # touched or removed, and later hours (within 24 h) holding a copy of an id landed here: their winner may change
+    event_hours_affected: list[str] = field(default_factory=list)
     lateness: dict[str, int] = field(default_factory=dict)
     late_events: int = 0  # two or more hours late
     beyond_window: int = 0  # more than 24 hours late: kept, and reported
@@ -197,7 +199,7 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     """Materialise one arrival hour of the landed layer, idempotently. A file that cannot be read
     is quarantined (every record of it, or one record naming the file) and the others land.
 
-    When `run_ids` names a table (event_id, event_hour), the ids landed here are appended to it;
+    When `run_ids` names a table (event_id, event_hour, arrival_hour), the ids landed here are appended to it;
     `ahead` reads the hour's JSON Lines files ahead, on a thread."""
     source = contract.name
     ledger = LandedLedger(source=source, arrival_hour=arrival_hour)
@@ -217,7 +219,7 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
     _publish_landed(contract, lake, con, arrival_hour, new_hours, ledger)
     _publish_quarantine(lake, con, arrival_hour, ledger)
     if run_ids:
-        con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT event_id, date_trunc('hour', event_ts) "
+        con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT event_id, date_trunc('hour', event_ts), arrival_hour "
                     f"FROM _typed WHERE reason IS NULL")
     con.execute("DROP TABLE _typed")
     return ledger
@@ -319,9 +321,9 @@ class LandingInterrupted(RuntimeError):
 def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_hours: list[datetime],
                con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES,
                on_hour: Callable[[LandedLedger], None] = lambda ledger: None) -> tuple[list[LandedLedger], list[str]]:
-    """Materialise several arrival hours (one run); return their ledgers and the event hours
-    affected: those touched, plus later hours (within 24 h) holding a copy of an id landed here.
-    When the store fails part-way, LandingInterrupted carries the ledgers of the hours published."""
+    """Materialise several arrival hours (one run); return their ledgers and the event hours the
+    run affected (the union of each ledger's `event_hours_affected`). When the store fails
+    part-way, LandingInterrupted carries the ledgers of the hours published."""
     if not landing.root_exists():
         raise FileNotFoundError(f"the landing root {landing.root} does not exist: check {LANDING_VARIABLE}")
     ledgers, affected, ahead = [], set(), None
@@ -332,15 +334,21 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
                            for info, fmt in found[hour].files if is_text(fmt)], rules.limits)
         per_chunk = CHUNK // timedelta(hours=1)
         for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
-            con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP)")
+            con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
+            chunk = []
             for hour in arrival_hours[i : i + per_chunk]:
                 ledger = land_hour(contract, landing, lake, hour, con, rules, found[hour], "_run_ids", ahead)
                 ledger.inputs = found[hour].digest()
+                ledger.event_hours_affected = sorted({*ledger.event_hours_touched, *ledger.event_hours_removed})
                 ledgers.append(ledger)
+                chunk.append(ledger)
                 on_hour(ledger)
-                affected.update(ledger.event_hours_touched)
-                affected.update(ledger.event_hours_removed)
-            affected.update(_later_copies(contract, lake, con, "_run_ids"))
+                affected.update(ledger.event_hours_affected)
+            later = _later_copies(contract, lake, con, "_run_ids")
+            for ledger in chunk:  # each hour lists its own: a run's list on each of its hours grew with the run squared
+                ledger.event_hours_affected = sorted({*ledger.event_hours_affected,
+                                                      *later.get(ledger.arrival_hour.replace(tzinfo=None), ())})
+                affected.update(ledger.event_hours_affected)
             con.execute("DROP TABLE _run_ids")
     except Exception as exc:
         if ledgers or _store_failure(exc):
@@ -352,13 +360,15 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
     return ledgers, sorted(affected)
 
 
-def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, run_ids: str) -> set[str]:
-    """Event hours, up to DEDUPE_WINDOW after one of `run_ids` (a table of event_id, event_hour),
-    whose landed rows hold a copy of that id: their winner may change."""
+def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
+                  run_ids: str) -> dict[datetime, set[str]]:
+    """Event hours, up to DEDUPE_WINDOW after one of `run_ids` (a table of event_id, event_hour,
+    arrival_hour), whose landed rows hold a copy of that id (their winner may change), by the
+    arrival hour (naive UTC) that landed the id."""
     window_hours = DEDUPE_WINDOW // timedelta(hours=1)
     touched = [r[0] for r in con.execute(f"SELECT DISTINCT event_hour FROM {ident(run_ids)} ORDER BY 1").fetchall()]
     if not touched:
-        return set()
+        return {}
     candidates = set()
     for hour in touched:
         candidates.update(hour + timedelta(hours=i) for i in range(1, window_hours + 1))
@@ -366,13 +376,16 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
     for hour in sorted(candidates):
         files.extend(paths.landed_files_for(contract.name, lake, hour.replace(tzinfo=UTC)))
     if not files:
-        return set()
+        return {}
     uris = ", ".join(sql_str(lake.uri(k)) for k in files)
     rows = con.execute(f"""
-        SELECT DISTINCT l.h FROM (
+        SELECT DISTINCT r.arrival_hour, l.h FROM (
             SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
         ) l JOIN {ident(run_ids)} r ON l.event_id = r.event_id
         WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
     """).fetchall()
-    return {format_hour(h.replace(tzinfo=UTC)) for (h,) in rows}
+    later: dict[datetime, set[str]] = {}
+    for arrival, h in rows:
+        later.setdefault(arrival, set()).add(format_hour(h.replace(tzinfo=UTC)))
+    return later
 
