@@ -12,7 +12,7 @@ import dagster as dg
 from orchestration.contracts import LEADING, LEADING_DESCRIPTIONS, SourceContract
 from orchestration.lake.events import EventsLedger, build_event_hours
 from orchestration.lake import DEDUPE_WINDOW
-from orchestration.lake.landed import LandedLedger, LandingInterrupted, LandingRules, land_hours
+from orchestration.lake.landed import LandedLedger, LandingInterrupted, LandingRules, affected_hours, land_hours
 from orchestration.partitions import hours_between
 from orchestration.resources import StorageResource, lake_duckdb
 from orchestration.settings import Settings, format_hour
@@ -56,7 +56,6 @@ def landed_metadata(ledgers: list[LandedLedger]) -> dict:
     lateness = _sum_counts(l.lateness for l in ledgers)
     reported = {k: r for l in ledgers for k, r in l.files_reported.items()}
     touched = sorted({h for l in ledgers for h in l.event_hours_touched})
-    affected = sorted({h for l in ledgers for h in l.event_hours_affected})
     return {
         "arrival_hours": len(ledgers),
         "files": total("files"),
@@ -71,7 +70,7 @@ def landed_metadata(ledgers: list[LandedLedger]) -> dict:
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "lateness": dg.MetadataValue.json(lateness),
         "event_hours_touched": dg.MetadataValue.json(touched),
-        "event_hours_affected": dg.MetadataValue.json(affected),
+        "event_hours_affected": dg.MetadataValue.json(affected_hours(ledgers)),
         "ledger": dg.MetadataValue.json([
             {k: (format_hour(v) if k == "arrival_hour" else v) for k, v in asdict(l).items()
              if k not in ("source", "inputs", "event_hours_affected")} for l in ledgers]),

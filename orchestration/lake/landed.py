@@ -217,6 +217,7 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
 
     new_hours = _account(con, ledger)
     _publish_landed(contract, lake, con, arrival_hour, new_hours, ledger)
+    ledger.event_hours_affected = sorted({*ledger.event_hours_touched, *ledger.event_hours_removed})  # land_hours adds later copies
     _publish_quarantine(lake, con, arrival_hour, ledger)
     if run_ids:
         con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT event_id, date_trunc('hour', event_ts), arrival_hour "
@@ -310,23 +311,28 @@ def _publish_quarantine(lake: Store, con: duckdb.DuckDBPyConnection, arrival_hou
         lake.delete([key])
 
 
+def affected_hours(ledgers: list[LandedLedger]) -> list[str]:
+    """The event hours some arrival hours affected: the union of their `event_hours_affected`."""
+    return sorted({h for ledger in ledgers for h in ledger.event_hours_affected})
+
+
 class LandingInterrupted(RuntimeError):
     """The store failed part-way: `ledgers` are the arrival hours published before it did."""
 
-    def __init__(self, cause: BaseException, ledgers: list[LandedLedger], affected: list[str]):
+    def __init__(self, cause: BaseException, ledgers: list[LandedLedger]):
         super().__init__(str(cause))
-        self.cause, self.ledgers, self.affected = cause, ledgers, affected
+        self.cause, self.ledgers = cause, ledgers
 
 
 def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_hours: list[datetime],
                con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES,
                on_hour: Callable[[LandedLedger], None] = lambda ledger: None) -> tuple[list[LandedLedger], list[str]]:
     """Materialise several arrival hours (one run); return their ledgers and the event hours the
-    run affected (the union of each ledger's `event_hours_affected`). When the store fails
-    part-way, LandingInterrupted carries the ledgers of the hours published."""
+    run affected (`affected_hours`). When the store fails part-way, LandingInterrupted carries the
+    ledgers of the hours published."""
     if not landing.root_exists():
         raise FileNotFoundError(f"the landing root {landing.root} does not exist: check {LANDING_VARIABLE}")
-    ledgers, affected, ahead = [], set(), None
+    ledgers, ahead = [], None
     try:
         paths.sweep_leftovers(contract.name, lake, arrival_hours)
         found = scan_landing(contract, landing, arrival_hours)
@@ -335,29 +341,24 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
         per_chunk = CHUNK // timedelta(hours=1)
         for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
             con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
-            chunk = []
             for hour in arrival_hours[i : i + per_chunk]:
                 ledger = land_hour(contract, landing, lake, hour, con, rules, found[hour], "_run_ids", ahead)
                 ledger.inputs = found[hour].digest()
-                ledger.event_hours_affected = sorted({*ledger.event_hours_touched, *ledger.event_hours_removed})
                 ledgers.append(ledger)
-                chunk.append(ledger)
                 on_hour(ledger)
-                affected.update(ledger.event_hours_affected)
             later = _later_copies(contract, lake, con, "_run_ids")
-            for ledger in chunk:  # each hour lists its own: a run's list on each of its hours grew with the run squared
+            for ledger in ledgers[i:]:  # each hour lists its own: a run's list on each of its hours grew with the run squared
                 ledger.event_hours_affected = sorted({*ledger.event_hours_affected,
                                                       *later.get(ledger.arrival_hour.replace(tzinfo=None), ())})
-                affected.update(ledger.event_hours_affected)
             con.execute("DROP TABLE _run_ids")
     except Exception as exc:
         if ledgers or _store_failure(exc):
-            raise LandingInterrupted(exc, ledgers, sorted(affected)) from exc
+            raise LandingInterrupted(exc, ledgers) from exc
         raise
     finally:
         if ahead is not None:
             ahead.close()
-    return ledgers, sorted(affected)
+    return ledgers, affected_hours(ledgers)
 
 
 def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
