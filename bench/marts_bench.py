@@ -1,6 +1,6 @@
 """The marts step against the dbt floor, and one new hour after 1 day and after 30 days of history.
 
-    uv run python bench/marts_bench.py [--only floor,1d,30d,48h] [--repeat 1]
+    uv run python bench/marts_bench.py [--only floor,1d,30d,48h] [--repeat 1]   (Nd: any N days of history)
 
 Sample exports of all five sources (`python -m orchestration generate`, about 500 events an
 arrival hour) are generated once into bench/out/marts/, and their history backfilled once through
@@ -259,22 +259,24 @@ def marts_48h(work: Path, record: Record) -> None:
 
 
 def run(work: Path, record: Record, only: tuple[str, ...] = ("floor", "1d", "30d", "48h"), repeat: int = 1) -> None:
-    """Every scenario (or those in `only`), `repeat` times each, into `record`."""
+    """Every scenario in `only` (floor; Nd: one new hour after N days of history; 48h), `repeat`
+    times each, into `record`."""
     work.mkdir(parents=True, exist_ok=True)
     for _ in range(repeat):
-        if "floor" in only:
-            floor(work, record)
-        if "1d" in only:
-            one_new_hour(work, record, 1)
-        if "30d" in only:
-            one_new_hour(work, record, 30)
-        if "48h" in only:
-            marts_48h(work, record)
+        for scenario in only:
+            if scenario == "floor":
+                floor(work, record)
+            elif scenario == "48h":
+                marts_48h(work, record)
+            elif re.fullmatch(r"\d+d", scenario):
+                one_new_hour(work, record, int(scenario[:-1]))
+            else:
+                raise SystemExit(f"unknown scenario {scenario!r}: floor, 48h or Nd (N days of history)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="floor,1d,30d,48h", help="comma-separated: floor, 1d, 30d, 48h")
+    parser.add_argument("--only", default="floor,1d,30d,48h", help="comma-separated: floor, Nd (one new hour after N days of history), 48h")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
