@@ -61,6 +61,15 @@ def test_first_delivered_copy_is_kept(wh):
     assert ledger.balanced
 
 
+def test_copies_in_one_file_keep_the_earliest_line(wh):
+    ts = H(5, 3) + timedelta(minutes=20)
+    wh.deliver(H(5, 3), [record("v", ts, "line-1"), record("u", ts), record("v", ts, "line-3"), record("v", ts, "line-4")])
+    wh.land(H(5, 3))
+    ledger = wh.build(H(5, 3), H(5, 4))[0]
+    assert sorted((r[0], r[4]) for r in wh.events(H(5, 3))) == [("u", "t"), ("v", "line-1")]
+    assert (ledger.rows_in, ledger.rows_kept, ledger.duplicates_in_hour) == (4, 2, 2)
+
+
 def test_copy_with_a_later_timestamp_inside_24h_is_a_duplicate(wh):
     # the later-stamped copy was delivered first; the earlier-stamped one still wins
     wh.deliver(H(5, 10), [record("y", H(5, 9) + timedelta(minutes=5), "stamped-later")])
