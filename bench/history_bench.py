@@ -18,7 +18,7 @@ from omny_bench import OUT, START, generate
 
 from orchestration.contracts import load_source_contracts
 from orchestration.lake.events import build_event_hours
-from orchestration.lake.landed import land_hours
+from orchestration.lake.landed import affected_hours, land_hours
 from orchestration.partitions import hours_between
 from orchestration.resources import LAKE_MEMORY_LIMIT
 from orchestration.settings import parse_hour
@@ -33,11 +33,11 @@ def one_new_hour(history: int, per_hour: int) -> float:
     contract = load_source_contracts()["omny"]
     con = duckdb_connection(memory_limit=LAKE_MEMORY_LIMIT)
     land, store = LocalStore(str(landing)), LocalStore(str(lake))
-    _, affected = land_hours(contract, land, store, hours_between(START, START + timedelta(hours=history)), con)
+    affected = affected_hours(land_hours(contract, land, store, hours_between(START, START + timedelta(hours=history)), con))
     build_event_hours(contract, store, parse_hour(min(affected)), parse_hour(max(affected)) + timedelta(hours=1), con)
     new = START + timedelta(hours=history)
     t = time.perf_counter()
-    _, affected = land_hours(contract, land, store, [new], con)
+    affected = affected_hours(land_hours(contract, land, store, [new], con))
     build_event_hours(contract, store, parse_hour(min(affected)), parse_hour(max(affected)) + timedelta(hours=1), con)
     return time.perf_counter() - t
 

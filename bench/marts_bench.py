@@ -1,4 +1,5 @@
-"""The marts step against the dbt floor, and one new hour after 1 day and after 30 days of history.
+"""The marts step against the dbt floor, and one new hour after 1 day and after N days of history
+(30 by default here; `make bench` passes its HISTORY_DAYS).
 
     uv run python bench/marts_bench.py [--only floor,1d,30d,48h] [--repeat 1]   (Nd: any N days of history)
 

@@ -77,14 +77,14 @@ def read_json_floor(landing: Path) -> int:
 
 def land(landing: Path, lake: Path, first: datetime, hours: int):
     from orchestration.contracts import load_source_contracts
-    from orchestration.lake.landed import land_hours
+    from orchestration.lake.landed import affected_hours, land_hours
     from orchestration.partitions import hours_between
     from orchestration.resources import LAKE_MEMORY_LIMIT
     from orchestration.storage import LocalStore, duckdb_connection
-    ledgers, affected = land_hours(load_source_contracts()["omny"], LocalStore(str(landing)), LocalStore(str(lake)),
+    ledgers = land_hours(load_source_contracts()["omny"], LocalStore(str(landing)), LocalStore(str(lake)),
                                    hours_between(first, first + timedelta(hours=hours)),
                                    duckdb_connection(memory_limit=LAKE_MEMORY_LIMIT))
-    return sum(l.rows_landed for l in ledgers), affected
+    return sum(l.rows_landed for l in ledgers), affected_hours(ledgers)
 
 
 def build(lake: Path, affected: list[str]):

@@ -38,7 +38,7 @@ def test_three_formats_land_identical_rows(tmp_path: Path, contracts):
         path.parent.mkdir(parents=True, exist_ok=True)
         writer(path, records)
     lake = LocalStore(str(tmp_path / "lake"))
-    ledgers, _ = land_hours(contracts["atomic"], LocalStore(str(landing)), lake,
+    ledgers = land_hours(contracts["atomic"], LocalStore(str(landing)), lake,
                             [datetime(2026, 1, 5, h, tzinfo=UTC) for h in (4, 5, 6)], duckdb_connection())
     counts = [(l.rows_landed, l.rows_quarantined) for l in ledgers]
     assert counts[0] == counts[1] == counts[2], counts

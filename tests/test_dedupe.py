@@ -9,7 +9,7 @@ from omny_files import write_omny_file
 
 from orchestration.lake import paths
 from orchestration.lake.events import build_event_hours
-from orchestration.lake.landed import land_hours
+from orchestration.lake.landed import affected_hours, land_hours
 from orchestration.storage import LocalStore, duckdb_connection
 
 UTC = timezone.utc
@@ -30,7 +30,8 @@ class Warehouse:
         write_omny_file(Path(self.landing.root), arrival, name, records)
 
     def land(self, *arrivals):
-        return land_hours(self.contract, self.landing, self.lake, list(arrivals), self.con)
+        ledgers = land_hours(self.contract, self.landing, self.lake, list(arrivals), self.con)
+        return ledgers, affected_hours(ledgers)
 
     def build(self, start, end):
         return build_event_hours(self.contract, self.lake, start, end, self.con)

@@ -163,7 +163,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
 
         try:
             with lake_duckdb(landing, lake) as con:
-                ledgers, affected = land_hours(contract, landing.store(), lake.store(), hours, con, rules, on_hour=landed_one)
+                ledgers = land_hours(contract, landing.store(), lake.store(), hours, con, rules, on_hour=landed_one)
         except LandingInterrupted as exc:  # the store failed: say what was published before it did
             raise dg.Failure(
                 description=f"{source}: the store failed after {len(exc.ledgers)} of {len(hours)} arrival hours "
@@ -173,7 +173,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
             raise dg.Failure(description=str(exc)) from None
         meta = landed_metadata(ledgers)
         context.log.info(f"{source}: {meta['files']} files, {meta['rows_read']} rows read, {meta['rows_landed']} landed, "
-                         f"{meta['rows_quarantined']} quarantined; {len(affected)} event hours affected")
+                         f"{meta['rows_quarantined']} quarantined; {len(meta['event_hours_affected'].value)} event hours affected")
         if not meta["files"] and not meta["files_reported"]:
             context.log.warning(f"{source}: no landing files in [{format_hour(start)}, {format_hour(end)}) "
                                 f"under {landing.root}")

@@ -326,10 +326,10 @@ class LandingInterrupted(RuntimeError):
 
 def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_hours: list[datetime],
                con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES,
-               on_hour: Callable[[LandedLedger], None] = lambda ledger: None) -> tuple[list[LandedLedger], list[str]]:
-    """Materialise several arrival hours (one run); return their ledgers and the event hours the
-    run affected (`affected_hours`). When the store fails part-way, LandingInterrupted carries the
-    ledgers of the hours published."""
+               on_hour: Callable[[LandedLedger], None] = lambda ledger: None) -> list[LandedLedger]:
+    """Materialise several arrival hours (one run) and return their ledgers; the event hours the
+    run affected are `affected_hours(ledgers)`. When the store fails part-way, LandingInterrupted
+    carries the ledgers of the hours published."""
     if not landing.root_exists():
         raise FileNotFoundError(f"the landing root {landing.root} does not exist: check {LANDING_VARIABLE}")
     ledgers, ahead = [], None
@@ -358,7 +358,7 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
     finally:
         if ahead is not None:
             ahead.close()
-    return ledgers, affected_hours(ledgers)
+    return ledgers
 
 
 def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
