@@ -1,5 +1,5 @@
 """The dbt project, as Dagster sees it: one `DbtProject` handle, the dbt of this environment, and
-the resource that runs it. `dagster dev` parses the project when it loads the code
+the resource that says where it is. `dagster dev` parses the project when it loads the code
 (`prepare_if_dev`); everywhere else the manifest is prepared at install (`make install` runs
 `dagster-dbt project prepare-and-package --file orchestration/dbt_project.py`)."""
 
@@ -18,11 +18,10 @@ DBT_PROJECT.prepare_if_dev()
 
 
 class WarehouseDbtResource(DbtCliResource):
-    """dagster-dbt's `DbtCliResource` without the dbt adapter it builds in this process before
-    every invocation (it imports dbt and parses dbt's ~500 built-in macros: 1-3 s a step, before
-    dbt even starts). Only `fetch_column_metadata` and `fetch_row_counts` use that adapter, and
-    the marts step calls neither; dbt itself, in its subprocess, is untouched (bench/README.md,
-    "Marts: where the time goes")."""
+    """Where the dbt project and its profile are. The marts step runs dbt inside its own process
+    (`orchestration.dbt_runner`); `cli()` (dbt as a subprocess, for anything else) skips the dbt
+    adapter dagster-dbt would first build in this process (1-3 s; only `fetch_column_metadata`
+    and `fetch_row_counts` use it)."""
 
     def _initialize_dbt_core_adapter(self, args):  # dagster-dbt 0.29, pinned by uv.lock
         return None

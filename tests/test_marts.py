@@ -304,3 +304,23 @@ def test_the_analyst_commands_of_the_readme_and_the_demo_run_as_written(built):
                             cwd=repo, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "int64" in result.stdout and "int128" not in result.stdout, result.stdout
+
+
+def test_no_model_config_depends_on_the_window(tmp_path):
+    """The marts step parses the project without the run's window (orchestration/dbt_runner.py) and
+    compiles each build with it: a model's config and hooks (a replace predicate, a state table's
+    hours) must leave the window to run time, or every run would use the parse's."""
+    from dbt.cli.main import dbtRunner
+
+    from orchestration.dbt_project import DBT_PROJECT_DIR
+    from orchestration.dbt_runner import common_args
+
+    configs = []
+    for lo, hi in [("2026-01-05T00:00:00", "2026-01-05T01:00:00"), ("2026-02-01T00:00:00", "2026-02-03T00:00:00")]:
+        target = tmp_path / lo[:10]
+        result = dbtRunner().invoke(["parse", *common_args(DBT_PROJECT_DIR, DBT_PROJECT_DIR, {"min_date": lo, "max_date": hi},
+                                                           target), "--no-partial-parse"])
+        assert result.success, result.exception
+        configs.append({uid: node.config.to_dict() for uid, node in result.result.nodes.items() if uid.startswith("model.")})
+    assert len(configs[0]) > 10
+    assert configs[0] == configs[1]

@@ -18,14 +18,6 @@
     run that finds no state (a warehouse built before it existed) builds it once from the whole
     events layer. The state is internal to the mart: it is not a dbt model (nor a Dagster asset). -#}
 
-{% macro _whole_hours(w) -%}
-    {%- set dt = modules.datetime -%}
-    {%- set lo = w.lo.replace(minute=0, second=0, microsecond=0) -%}
-    {%- set hi = w.hi.replace(minute=0, second=0, microsecond=0) -%}
-    {%- set hi = hi if hi == w.hi else hi + dt.timedelta(hours=1) -%}
-    {{ return({'lo': lo, 'hi': hi}) }}
-{%- endmacro %}
-
 {#- The partial aggregates per event hour and key of the events of `relation` matching `filter`. -#}
 {% macro _hourly_partials(relation, key, key_sql, ts_column, partials, where, filter) -%}
 select date_trunc('hour', {{ ts_column }}) as partial_hour, {{ key_sql }} as {{ key }},
@@ -41,16 +33,21 @@ group by all
     of the key's partials] — the mart's columns after the key, in order. -#}
 {% macro hourly_fold(key, from_model, ts_column, partials, finals, key_sql=none, where='true') -%}
 {%- set key_sql = key_sql or key -%}
-{%- set hours = _whole_hours(window()) -%}
+{%- set hours = window(whole_hours=true) -%}
 {%- set state = 'intermediate.' ~ this.identifier ~ '_hourly' -%}
 {%- set in_hours = "partial_hour >= " ~ ts(hours.lo) ~ " and partial_hour < " ~ ts(hours.hi) -%}
 {%- set window_events = in_window(hours, ts_column=ts_column) -%}
-{#- Hooks are rendered when they run: `ref` and `is_incremental()` are left for then. -#}
+{#- The config is fixed when dbt parses the project, without the run's window: hooks are rendered
+    when they run, so `ref`, `is_incremental()` and the window are left for then, and the replace
+    strategy fills in the window's {lo} and {hi} (macros/incremental_replace.sql). -#}
 {%- set hook_relation = "{{ ref('" ~ from_model ~ "') }}" -%}
+{%- set hook_in_hours = "partial_hour >= {{ ts(window(whole_hours=true).lo) }} and partial_hour < {{ ts(window(whole_hours=true).hi) }}" -%}
+{%- set hook_window_events = "{{ in_window(window(whole_hours=true), ts_column='" ~ ts_column ~ "') }}" -%}
 {{ config(
     incremental_strategy='replace',
     replace_where="DBT_INTERNAL_DEST." ~ key ~ " in (select " ~ key ~ " from DBT_INTERNAL_SOURCE)
-        or DBT_INTERNAL_DEST." ~ key ~ " in (select " ~ key ~ " from " ~ state ~ " where " ~ in_hours ~ ")",
+        or DBT_INTERNAL_DEST." ~ key ~ " in (select " ~ key ~ " from " ~ state ~ " where partial_hour >= {lo} and partial_hour < {hi})",
+    replace_window={'whole_hours': true},
     pre_hook=[
         "{% if is_incremental() %}create table if not exists " ~ state ~ " as "
             ~ _hourly_partials(hook_relation, key, key_sql, ts_column, partials, where, 'true')
@@ -59,9 +56,9 @@ group by all
             ~ "{% endif %}",
     ],
     post_hook=[
-        "delete from " ~ state ~ " where " ~ in_hours,
+        "delete from " ~ state ~ " where " ~ hook_in_hours,
         "insert into " ~ state ~ " by name "
-            ~ _hourly_partials(hook_relation, key, key_sql, ts_column, partials, where, window_events),
+            ~ _hourly_partials(hook_relation, key, key_sql, ts_column, partials, where, hook_window_events),
     ],
 ) }}
 

@@ -1,5 +1,5 @@
 {#- The Dagster partition window: vars `min_date` / `max_date`, ISO strings, half-open [min, max).
-    `window(before_hours, after_hours, whole_days)` widens it for lookbacks and daily grains and
+    `window(before_hours, after_hours, whole_days, whole_hours)` widens it for lookbacks, daily grains and hourly states and
     returns {lo, hi} as naive UTC datetimes. -#}
 
 {% macro _utc(text) -%}
@@ -11,12 +11,17 @@
     {{ return(parsed) }}
 {%- endmacro %}
 
-{% macro window(before_hours=0, after_hours=0, whole_days=false) -%}
+{% macro window(before_hours=0, after_hours=0, whole_days=false, whole_hours=false) -%}
     {%- set dt = modules.datetime -%}
     {%- set lo = _utc(var('min_date')) - dt.timedelta(hours=before_hours) -%}
     {%- set hi = _utc(var('max_date')) + dt.timedelta(hours=after_hours) -%}
     {%- if hi <= lo -%}
         {{ exceptions.raise_compiler_error("empty window: min_date " ~ var('min_date') ~ " must be before max_date " ~ var('max_date')) }}
+    {%- endif -%}
+    {%- if whole_hours -%}
+        {%- set lo = lo.replace(minute=0, second=0, microsecond=0) -%}
+        {%- set hi_floor = hi.replace(minute=0, second=0, microsecond=0) -%}
+        {%- set hi = hi_floor if hi == hi_floor else hi_floor + dt.timedelta(hours=1) -%}
     {%- endif -%}
     {%- if whole_days -%}
         {%- set lo = lo.replace(hour=0, minute=0, second=0, microsecond=0) -%}

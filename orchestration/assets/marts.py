@@ -5,9 +5,6 @@ whole-table models take the window of the run they are in (the hours that change
 from every hour. This is the only step that writes the DuckDB file."""
 
 
-import hashlib
-import json
-import os
 import shutil
 import time
 from datetime import timezone
@@ -24,24 +21,17 @@ from orchestration.checks.great_expectations import preload as preload_expectati
 from orchestration.checks.marts import CONTRACT_CHECK
 from orchestration.contracts import MartContract, SourceContract, load_mart_contracts, load_source_contracts
 from orchestration.dbt_project import DBT_PROJECT, DBT_PROJECT_DIR
+from orchestration.dbt_runner import dbt_build
 from orchestration.partitions import run_window
 from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseResource
 
 DBT_ASSETS_NAME = "warehouse_dbt"  # the whole-table models; the partitioned ones add `_<partitioning>`
-# One target folder per dbt run under target/runs/ (dagster-dbt would make a new one per
-# invocation and keep it forever): removed when the run succeeds; a failed run's folder (its
-# dbt.log) is kept, the newest KEEP_FAILED_RUNS of them.
+# One target folder per dbt step of a run under target/runs/: removed when the step succeeds; a
+# failed one (its dbt.log) is kept, the newest KEEP_FAILED_RUNS of them.
 DBT_RUNS_DIR = Path("target") / "runs"
 KEEP_FAILED_RUNS = 3
 FAILED_MARKER = "FAILED"
 STALE_AFTER_SECONDS = 24 * 3600  # a run folder nobody finished (the process was killed)
-# dbt parses the whole project again whenever its --vars differ from those of the partial parse
-# it finds (the window changes every run): each invocation leaves its partial parse here, keyed
-# by its vars, and the next one with the same vars (the other dbt step of a run, a re-run of the
-# window) starts from it. dbt itself checks the files, the profile and the vars it was made with.
-PARSE_CACHE_DIR = Path("target") / "parse_cache"
-PARSE_CACHE_KEEP = 8
-PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 def project_manifest() -> Path:
@@ -92,22 +82,6 @@ class WarehouseTranslator(DagsterDbtTranslator):
         return fqn[1] if len(fqn) > 2 else "marts"
 
 
-def dbt_errors(invocation: Any) -> str:
-    """dbt's own error lines (what it logged at level error), else its exit code and log file."""
-    error = invocation.get_error()
-    text = getattr(error, "description", None) or str(error or "")
-    marker = "Errors parsed from dbt logs:"
-    if marker in text:
-        lines = []
-        for line in text.split(marker, 1)[1].splitlines():
-            if line.startswith("Traceback (most recent call last)"):  # dbt's own stack: in its log
-                break
-            if line.strip():
-                lines.append(line.strip())
-        return " | ".join(lines)[:2000]
-    return f"dbt exited with code {invocation.process.returncode}; see {invocation.target_path / 'dbt.log'}"
-
-
 def tidy_target(run_target: Path, succeeded: bool) -> None:
     """Remove this run's dbt target folder when it succeeded (mark it when it failed), then the
     failed ones beyond the newest KEEP_FAILED_RUNS, the stale ones, and the per-invocation
@@ -134,6 +108,9 @@ def tidy_target(run_target: Path, succeeded: bool) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+WINDOW_VARS = ("min_date", "max_date")  # read when compiling only: the project is parsed without them
+
+
 def dbt_vars(window: tuple | None, lake: StorageResource, warehouse: WarehouseResource) -> dict[str, str]:
     """The run's window as dbt vars (none: dbt's defaults, every hour), and where the lake and file are."""
     def iso(t):
@@ -143,45 +120,9 @@ def dbt_vars(window: tuple | None, lake: StorageResource, warehouse: WarehouseRe
     return {**window_vars, "lake_root": lake.root, "duckdb_path": warehouse.path}
 
 
-def _parse_cache(variables: dict[str, str]) -> Path:
-    key = hashlib.sha256(json.dumps(variables, sort_keys=True).encode()).hexdigest()[:24]
-    return DBT_PROJECT_DIR / PARSE_CACHE_DIR / f"{key}.msgpack"
-
-
-def reuse_parse(variables: dict[str, str], run_target: Path) -> None:
-    """Start dbt in `run_target` from the partial parse of an earlier invocation with the same vars."""
-    run_target.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.copyfile(_parse_cache(variables), run_target / PARTIAL_PARSE)
-    except FileNotFoundError:  # none yet (or just pruned): dbt parses, as it would have
-        pass
-
-
-def keep_parse(variables: dict[str, str], run_target: Path) -> None:
-    """Keep the partial parse dbt left in `run_target` for the next invocation with the same vars
-    (the newest PARSE_CACHE_KEEP of them)."""
-    parsed = run_target / PARTIAL_PARSE
-    if not parsed.exists():
-        return
-    cached = _parse_cache(variables)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
-    shutil.copyfile(parsed, partial)
-    os.replace(partial, cached)  # whole or not at all: another process may be reading it
-
-    def age(path: Path) -> float:
-        try:
-            return -path.stat().st_mtime
-        except FileNotFoundError:
-            return 0.0
-
-    for old in sorted(cached.parent.glob("*.msgpack"), key=age)[PARSE_CACHE_KEEP:]:
-        old.unlink(missing_ok=True)
-
-
 def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, variables: dict[str, str],
                warehouse: WarehouseResource):
-    target = DBT_RUNS_DIR / f"{context.run_id}-{context.op_def.name}"  # this step's artifacts and log, removed when it succeeds
+    target = DBT_PROJECT_DIR / DBT_RUNS_DIR / f"{context.run_id}-{context.op_def.name}"  # this step's artifacts and log, removed when it succeeds
     # The Dagster pool only orders steps of one instance: the file lock makes a second backfill
     # (another process, another instance) wait here instead of failing on DuckDB's own lock.
     with warehouse.lock("dbt build", run_id=context.run_id, log=context.log):
@@ -189,27 +130,21 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, variables: d
         context.log.info(f"dbt build over {span}")
         # Failed dbt tests are reported as failed (blocking) asset checks, not as a crash of the
         # step, so the contract checks still run and name the rows; a model that fails to build does fail it.
-        reuse_parse(variables, DBT_PROJECT_DIR / target)
-        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
-                             target_path=target)
+        parse_variables = {k: v for k, v in variables.items() if k not in WINDOW_VARS}
         succeeded = False
         try:
-            yield from invocation.stream()
-            run_results = invocation.target_path / "run_results.json"
-            if not run_results.exists():  # dbt stopped before running anything: say why, in its words
-                raise dg.Failure(description=f"dbt build failed: {dbt_errors(invocation)}",
-                                 metadata={"dbt_log": str(invocation.target_path / "dbt.log")})
-            failed = [r for r in json.loads(run_results.read_text()).get("results", [])
-                      if r.get("unique_id", "").startswith("model.") and r.get("status") == "error"]
+            build = yield from dbt_build(context, Path(dbt.project_dir), Path(dbt.profiles_dir or dbt.project_dir),
+                                         variables, parse_variables, target)
+            if not build.ran:  # dbt stopped before running anything: say why, in its words
+                raise dg.Failure(description=f"dbt build failed: {build.error_text()}",
+                                 metadata={"dbt_log": str(target / "dbt.log")})
+            failed = build.failed_models()
             if failed:
-                raise dg.Failure(
-                    description="dbt could not build " + "; ".join(
-                        f"{r['unique_id'].split('.')[-1]}: {(r.get('message') or '').strip()[:500]}" for r in failed),
-                    metadata={r["unique_id"].split(".")[-1]: (r.get("message") or "")[:1000] for r in failed})
+                raise dg.Failure(description="dbt could not build " + "; ".join(f"{name}: {message[:500]}" for name, message in failed),
+                                 metadata={name: message[:1000] for name, message in failed})
             succeeded = True
-            keep_parse(variables, invocation.target_path)
         finally:
-            tidy_target(invocation.target_path, succeeded)
+            tidy_target(target, succeeded)
 
 
 def _checks_contracts(context: AssetExecutionContext) -> bool:

@@ -3,7 +3,7 @@
 {%- set w = window() -%}
 {{ config(
     incremental_strategy='replace',
-    replace_where="occurred_at >= " ~ ts(w.lo) ~ " and occurred_at < " ~ ts(w.hi),
+    replace_where="occurred_at >= {lo} and occurred_at < {hi}",
 ) }}
 
 select

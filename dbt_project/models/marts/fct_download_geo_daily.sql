@@ -4,7 +4,8 @@
 {%- set days = window(whole_days=true) -%}
 {{ config(
     incremental_strategy='replace',
-    replace_where="download_date >= " ~ ts(days.lo) ~ "::date and download_date < " ~ ts(days.hi) ~ "::date",
+    replace_where="download_date >= {lo}::date and download_date < {hi}::date",
+    replace_window={"whole_days": true},
 ) }}
 
 select

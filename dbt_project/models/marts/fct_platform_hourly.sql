@@ -3,7 +3,7 @@
 {%- set w = window() -%}
 {{ config(
     incremental_strategy='replace',
-    replace_where="event_hour >= " ~ ts(w.lo) ~ " and event_hour < " ~ ts(w.hi),
+    replace_where="event_hour >= {lo} and event_hour < {hi}",
 ) }}
 
 with events as (

@@ -23,7 +23,7 @@
 {%- set intersects_window = "started_at < " ~ ts(w.hi) ~ " and ended_at >= " ~ ts(w.lo) -%}
 {{ config(
     incremental_strategy='replace',
-    replace_where="(DBT_INTERNAL_DEST.started_at < " ~ ts(w.hi) ~ " and DBT_INTERNAL_DEST.ended_at >= " ~ ts(w.lo) ~ ")
+    replace_where="(DBT_INTERNAL_DEST.started_at < {hi} and DBT_INTERNAL_DEST.ended_at >= {lo})
         or exists (select 1 from DBT_INTERNAL_SOURCE s where s.source = DBT_INTERNAL_DEST.source
         and s.session_group = DBT_INTERNAL_DEST.session_group
         and DBT_INTERNAL_DEST.started_at <= s.ended_at and DBT_INTERNAL_DEST.ended_at >= s.started_at)",
