@@ -21,6 +21,11 @@ process tree):
 - `marts_48h_all_sources`: the marts step over 48 hours of every source, on an empty warehouse
   (the lake built beforehand, unmeasured).
 
+Each `marts_*` scenario runs once unmeasured first, on a copy of the same state at the same path:
+the marts step parses the dbt project once a process, from the partial parse dbt left for that
+lake and DuckDB file (orchestration/dbt_runner.py), as a warehouse in use finds it; a first run
+after the project changed parses it all (~2 s more). The floor is measured the same way.
+
 The seconds of `dbt_floor` and of the `marts_*` scenarios are the Dagster runs themselves, timed in
 the child (imports and loading the definitions excluded, the same for both); the process wall time
 is printed beside them. Numbers go in bench/README.md, never in a test.
@@ -225,6 +230,17 @@ def floor(work: Path, record: Record) -> float:
     return got["run_s"]
 
 
+def _marts_warm(run_dir: Path, first: str, last: str, env: dict[str, str]) -> tuple[float, float, dict]:
+    """The marts step over [first, last] on `run_dir`, measured the second time, on the state it
+    found: the first run leaves dbt's partial parse for this lake and DuckDB file, as a warehouse
+    in use has it (the floor is measured the same way)."""
+    before = fresh_copy(run_dir, run_dir.with_name(run_dir.name + "-before"))
+    _child("marts", first, last, env=env)
+    shutil.rmtree(run_dir)
+    before.rename(run_dir)
+    return _child("marts", first, last, env=env)
+
+
 def one_new_hour(work: Path, record: Record, days: int) -> None:
     hours = days * 24
     files, state = history(hours)
@@ -234,7 +250,7 @@ def one_new_hour(work: Path, record: Record, days: int) -> None:
     env = _env(files, run_dir)
     first, last = _affected(_cli("backfill", "--start", hour(new), "--end", hour(new + timedelta(hours=1)), "--no-marts",
                                  env=env))
-    s, mb, got = _child("marts", first, last, env=env)
+    s, mb, got = _marts_warm(run_dir, first, last, env)
     record(f"marts_one_hour_{days}d", "ours",
            f"marts step for one new arrival hour after {hours} h of history, event hours [{first}, {last}]; "
            f"CPU {got['cpu_s']:.1f} s, process {s:.1f} s", got["run_s"], mb, got["rows"])
@@ -253,7 +269,7 @@ def one_new_hour(work: Path, record: Record, days: int) -> None:
 def marts_48h(work: Path, record: Record) -> None:
     files, state = history(48, with_marts=False)
     run_dir = fresh_copy(state, work / "marts-48h")
-    s, mb, got = _child("marts", hour(FIRST_PARTITION), hour(START + timedelta(hours=47)), env=_env(files, run_dir))
+    s, mb, got = _marts_warm(run_dir, hour(FIRST_PARTITION), hour(START + timedelta(hours=47)), _env(files, run_dir))
     record("marts_48h_all_sources", "ours", f"marts step over 48 hours of all five sources, empty warehouse; CPU {got['cpu_s']:.1f} s, "
            f"process {s:.1f} s",
            got["run_s"], mb, got["rows"])

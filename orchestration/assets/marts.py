@@ -17,8 +17,6 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.assets.ingestion import events_key
-from orchestration.checks.great_expectations import preload as preload_expectations
-from orchestration.checks.marts import CONTRACT_CHECK
 from orchestration.contracts import MartContract, SourceContract, load_mart_contracts, load_source_contracts
 from orchestration.dbt_project import DBT_PROJECT, DBT_PROJECT_DIR
 from orchestration.dbt_runner import dbt_build
@@ -147,12 +145,6 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, variables: d
             tidy_target(target, succeeded)
 
 
-def _checks_contracts(context: AssetExecutionContext) -> bool:
-    """Whether the run this step is in checks mart contracts (with Great Expectations) after it."""
-    checks = context.run.asset_check_selection
-    return checks is None or any(check.name == CONTRACT_CHECK for check in checks)
-
-
 def build_dbt_assets(marts: dict[str, MartContract],
                      partitions: dict[str, dg.PartitionsDefinition]) -> list[dg.AssetsDefinition]:
     """One `@dbt_assets` per partitioning of `partitions` (partitioning -> definition) that a mart
@@ -174,8 +166,6 @@ def build_dbt_assets(marts: dict[str, MartContract],
         def warehouse_dbt(context: AssetExecutionContext, dbt: DbtCliResource, lake: StorageResource,
                           warehouse: WarehouseResource):
             warehouse.prepare()
-            if _checks_contracts(context):
-                preload_expectations()
             # A partitioned step: its partitions; a whole-table step: the window of the run it is
             # in (the hours that changed; a fold per key keeps each row exact), else every hour.
             window = context.partition_time_window if context.assets_def.partitions_def else run_window(context.run.tags)

@@ -8,15 +8,13 @@ With `only_beyond_dbt`, the suite holds only the rules dbt cannot express (the `
 great-expectations ones): the contract check runs that when dbt's model contract and tests,
 compiled from the same contract, have checked the column rules in the same run (checks/marts.py).
 
-Great Expectations is imported inside the functions: the import takes seconds and the Dagster
-code location imports this module. `preload` imports it on a thread while a dbt step runs.
+Great Expectations is imported inside the functions: the import takes seconds (~2 s) and the
+Dagster code location imports this module.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -45,26 +43,6 @@ class MartValidation:
         if self.failures:
             return "\n".join(self.failures)
         return f"all {self.rules_checked} rules hold on {self.rows_checked} rows"
-
-
-_preloading: list[threading.Thread] = []
-
-
-def preload() -> None:
-    """Import Great Expectations on a thread, once a process: ~2 s of CPU that a dbt step, waiting
-    on its dbt process, leaves a core for, instead of the contract check paying it after."""
-    if _preloading or "great_expectations.expectations" in sys.modules:
-        return
-    _preloading.append(threading.Thread(target=_import, name="import-great-expectations", daemon=True))
-    _preloading[0].start()
-
-
-def _import() -> None:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    try:
-        import great_expectations.expectations  # noqa: F401
-    except Exception:  # the check imports it again, and fails there with the reason
-        pass
 
 
 def _context() -> AbstractDataContext:
