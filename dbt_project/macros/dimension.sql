@@ -41,6 +41,7 @@ group by all
     when they run, so `ref`, `is_incremental()` and the window are left for then, and the replace
     strategy fills in the window's {lo} and {hi} (macros/incremental_replace.sql). -#}
 {%- set hook_relation = "{{ ref('" ~ from_model ~ "') }}" -%}
+{%- set hook_window_relation = "{{ staging('" ~ from_model ~ "', window(whole_hours=true)) }}" -%}
 {%- set hook_in_hours = "partial_hour >= {{ ts(window(whole_hours=true).lo) }} and partial_hour < {{ ts(window(whole_hours=true).hi) }}" -%}
 {%- set hook_window_events = "{{ in_window(window(whole_hours=true), ts_column='" ~ ts_column ~ "') }}" -%}
 {{ config(
@@ -49,7 +50,9 @@ group by all
         or DBT_INTERNAL_DEST." ~ key ~ " in (select " ~ key ~ " from " ~ state ~ " where partial_hour >= {lo} and partial_hour < {hi})",
     replace_window={'whole_hours': true},
     pre_hook=[
-        "{% if is_incremental() %}create table if not exists " ~ state ~ " as "
+        "{% if is_incremental() and load_relation(api.Relation.create(database=this.database, schema='intermediate', identifier='"
+            ~ this.identifier ~ "_hourly')) is not none %}select 1 /* the state is there */"
+            ~ "{% elif is_incremental() %}create table if not exists " ~ state ~ " as "
             ~ _hourly_partials(hook_relation, key, key_sql, ts_column, partials, where, 'true')
             ~ "{% else %}create or replace table " ~ state ~ " as "
             ~ _hourly_partials(hook_relation, key, key_sql, ts_column, partials, where, 'false')
@@ -58,12 +61,12 @@ group by all
     post_hook=[
         "delete from " ~ state ~ " where " ~ hook_in_hours,
         "insert into " ~ state ~ " by name "
-            ~ _hourly_partials(hook_relation, key, key_sql, ts_column, partials, where, hook_window_events),
+            ~ _hourly_partials(hook_window_relation, key, key_sql, ts_column, partials, where, hook_window_events),
     ],
 ) }}
 
 with fresh as (
-    {{ _hourly_partials(ref(from_model), key, key_sql, ts_column, partials, where, window_events) }}
+    {{ _hourly_partials(staging(from_model, hours), key, key_sql, ts_column, partials, where, window_events) }}
 ),
 
 touched as (

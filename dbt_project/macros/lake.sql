@@ -5,15 +5,35 @@
     {{ return(var('lake_root', env_var('WAREHOUSE_LAKE', lake().default_root)) | string | trim) }}
 {%- endmacro %}
 
-{% macro lake_events(source_name) -%}
-    {%- set relation = source('lake', source_name ~ '_events') -%}
-    {%- set files = lake_root() ~ '/' ~ lake().events_files | replace('{source}', source_name) -%}
-    {%- set found = 1 -%}
-    {%- if execute -%}
-        {%- set found = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] -%}
+{#- `w` (a window, macros/window.sql): only the files of its hours (whole hours), listed hour by
+    hour, for a window of up to a month; binding a read of every hour reads every file's footer
+    (`union_by_name`), which would make a mart's cost grow with the lake's history. -#}
+{% macro lake_events(source_name, w=none) -%}
+    {%- if w is none -%}
+        {%- do source('lake', source_name ~ '_events') -%}  {#- the lineage: a mart's read goes through its staging model's -#}
     {%- endif -%}
-    {%- if found > 0 -%}
-        read_parquet('{{ files }}', hive_partitioning = true, hive_types_autocast = false, union_by_name = true)
+    {%- set files = lake_root() ~ '/' ~ lake().events_files | replace('{source}', source_name) -%}
+    {%- set read = files -%}
+    {%- if execute -%}
+        {%- set hours = none if w is none else _window_hours(w) -%}
+        {%- if hours is none or hours.hi - hours.lo > modules.datetime.timedelta(days=31) -%}
+            {%- set found = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] -%}
+            {%- set read = files if found > 0 else [] -%}
+        {%- else -%}
+            {%- set hour_files = lake_root() ~ '/' ~ lake().events_hour_files | replace('{source}', source_name) -%}
+            {%- set listings = [] -%}
+            {%- set hour = namespace(t=hours.lo) -%}
+            {%- for _ in range(((hours.hi - hours.lo).total_seconds() // 3600) | int) -%}
+                {%- do listings.append("select file from glob('" ~ hour_files | replace('{hour}', hour.t.strftime(lake().hour_format)) ~ "')") -%}
+                {%- set hour.t = hour.t + modules.datetime.timedelta(hours=1) -%}
+            {%- endfor -%}
+            {%- set read = run_query(listings | join(' union all ') ~ ' order by file').columns[0].values() | list if listings else [] -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if read is string -%}
+        read_parquet('{{ read }}', hive_partitioning = true, hive_types_autocast = false, union_by_name = true)
+    {%- elif read -%}
+        read_parquet([{% for file in read %}'{{ file | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %}], hive_partitioning = true, hive_types_autocast = false, union_by_name = true)
     {%- else -%}
         {%- set node = graph.sources['source.warehouse.lake.' ~ source_name ~ '_events'] -%}
         (select {% for column in node.columns.values() %}null::{{ column.data_type }} as {{ column.name }}, {% endfor %}null::varchar as event_hour where false)

@@ -19,9 +19,8 @@
         {{ exceptions.raise_compiler_error("empty window: min_date " ~ var('min_date') ~ " must be before max_date " ~ var('max_date')) }}
     {%- endif -%}
     {%- if whole_hours -%}
-        {%- set lo = lo.replace(minute=0, second=0, microsecond=0) -%}
-        {%- set hi_floor = hi.replace(minute=0, second=0, microsecond=0) -%}
-        {%- set hi = hi_floor if hi == hi_floor else hi_floor + dt.timedelta(hours=1) -%}
+        {%- set hours = _window_hours({'lo': lo, 'hi': hi}) -%}
+        {%- set lo, hi = hours.lo, hours.hi -%}
     {%- endif -%}
     {%- if whole_days -%}
         {%- set lo = lo.replace(hour=0, minute=0, second=0, microsecond=0) -%}
@@ -31,16 +30,23 @@
     {{ return({'lo': lo, 'hi': hi}) }}
 {%- endmacro %}
 
+{#- Window w widened to whole hours: {lo, hi}. -#}
+{% macro _window_hours(w) -%}
+    {%- set dt = modules.datetime -%}
+    {%- set lo = w.lo.replace(minute=0, second=0, microsecond=0) -%}
+    {%- set hi = w.hi.replace(minute=0, second=0, microsecond=0) -%}
+    {%- set hi = hi if hi == w.hi else hi + dt.timedelta(hours=1) -%}
+    {{ return({'lo': lo, 'hi': hi}) }}
+{%- endmacro %}
+
 {% macro ts(value) -%}
     TIMESTAMP '{{ value.strftime("%Y-%m-%d %H:%M:%S") }}'
 {%- endmacro %}
 
 {#- Rows of the window: prunes lake files by their `event_hour=` folder, then filters the time. -#}
 {% macro in_window(w, ts_column='event_ts', hour_column='event_hour') -%}
-    {%- set dt = modules.datetime -%}
-    {%- set hi_hour = w.hi.replace(minute=0, second=0, microsecond=0) -%}
-    {%- set hi_hour = hi_hour if hi_hour == w.hi else hi_hour + dt.timedelta(hours=1) -%}
+    {%- set hours = _window_hours(w) -%}
     {%- set hour_format = lake().hour_format -%}
-    ({{ hour_column }} >= '{{ w.lo.strftime(hour_format) }}' and {{ hour_column }} < '{{ hi_hour.strftime(hour_format) }}'
+    ({{ hour_column }} >= '{{ hours.lo.strftime(hour_format) }}' and {{ hour_column }} < '{{ hours.hi.strftime(hour_format) }}'
      and {{ ts_column }} >= {{ ts(w.lo) }} and {{ ts_column }} < {{ ts(w.hi) }})
 {%- endmacro %}

@@ -63,9 +63,9 @@ def events_prefix(source: str) -> str:
     return f"{source}/events"
 
 
-def events_files(source: str) -> str:
-    """A glob of every events file of `source`."""
-    return f"{events_prefix(source)}/event_hour=*/{PARTITION_GLOB}"
+def events_files(source: str, event_hour: str = "*") -> str:
+    """A glob of every events file of `source` (of one `event_hour`, formatted, if given)."""
+    return f"{events_prefix(source)}/event_hour={event_hour}/{PARTITION_GLOB}"
 
 
 QUARANTINE_FILES = f"{quarantine_prefix('*')}/arrival_hour=*/{PARTITION_GLOB}"  # a glob of every source's quarantine

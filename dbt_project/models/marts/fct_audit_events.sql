@@ -22,5 +22,5 @@ select
     app_name,
     source_file,
     arrival_hour
-from {{ ref('stg_airkit__events') }}
+from {{ staging('stg_airkit__events', w) }}
 where category = 'Audit' and {{ in_window(w) }}

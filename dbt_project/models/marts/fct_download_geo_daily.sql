@@ -22,6 +22,6 @@ select
     count(distinct download_id) filter (where device_type = 'Desktop') as downloads_desktop,
     count(distinct download_id) filter (where device_type = 'Tablet') as downloads_tablet,
     count(distinct download_id) filter (where device_type not in ('Mobile', 'Desktop', 'Tablet')) as downloads_other_devices
-from {{ ref('stg_omny__downloads') }}
+from {{ staging('stg_omny__downloads', days) }}
 where {{ in_window(days, ts_column='downloaded_at') }}
 group by all

@@ -10,20 +10,20 @@ with events as (
     select 'airkit' as source, coalesce(app_name, app_id, 'unknown') as app, coalesce(user_agent_os, 'unknown') as platform,
            event_name, false as is_test, event_ts, level = 'Error' or outcome = 'Failure' as is_error,
            coalesce(actor_id, session_id) as user_key
-    from {{ ref('stg_airkit__events') }} where {{ in_window(w) }}
+    from {{ staging('stg_airkit__events', w) }} where {{ in_window(w) }}
     union all
     select 'track', coalesce(client_id, 'unknown'), platform, event_name, false, event_ts, is_error, coalesce(user_id, session_id)
-    from {{ ref('stg_track__events') }} where {{ in_window(w) }}
+    from {{ staging('stg_track__events', w) }} where {{ in_window(w) }}
     union all
     select 'atomic', coalesce(stream_id, 'unknown'), platform, event_name, is_test, event_ts, is_error, end_user_id
-    from {{ ref('stg_atomic__events') }} where {{ in_window(w) }}
+    from {{ staging('stg_atomic__events', w) }} where {{ in_window(w) }}
     union all
     select 'altis', coalesce(blog_id, 'unknown'), platform, event_name, false, event_ts, false, endpoint_id
-    from {{ ref('stg_altis__events') }} where {{ in_window(w) }}
+    from {{ staging('stg_altis__events', w) }} where {{ in_window(w) }}
     union all
     select 'omny', coalesce(program_name, program_id), coalesce(download_source, 'unknown'), 'download', false,
            downloaded_at, false, listener_key
-    from {{ ref('stg_omny__downloads') }} where {{ in_window(w, ts_column='downloaded_at') }}
+    from {{ staging('stg_omny__downloads', w) }} where {{ in_window(w, ts_column='downloaded_at') }}
 )
 
 select

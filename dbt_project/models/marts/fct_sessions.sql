@@ -33,22 +33,22 @@ with events as (
     select 'airkit' as source, session_id as session_group, null as user_id, app_name as app,
            event_ts, event_hour, device_class,
            event_name = 'PageView' as is_page_view, csat_score, time_on_page_seconds, action_runs
-    from {{ ref('stg_airkit__events') }}
+    from {{ staging('stg_airkit__events', around) }}
     where category = 'Session' and session_id is not null and {{ in_window(around) }}
     union all
     select 'track', session_id, user_id, platform, event_ts, event_hour, device_class,
            category = 'page_view', null, null, null
-    from {{ ref('stg_track__events') }}
+    from {{ staging('stg_track__events', around) }}
     where session_id is not null and {{ in_window(around) }}
     union all
     select 'atomic', end_user_id, end_user_id, platform, event_ts, event_hour, device_class,
            analytics_event = 'stream-displayed', null, null, null
-    from {{ ref('stg_atomic__events') }}
+    from {{ staging('stg_atomic__events', around) }}
     where is_sdk_event and not is_test and end_user_id is not null and {{ in_window(around) }}
     union all
     select 'altis', endpoint_id, coalesce(endpoint_user_id, endpoint_id), blog_id, event_ts, event_hour, device_class,
            event_name = 'pageView', null, null, null
-    from {{ ref('stg_altis__events') }}
+    from {{ staging('stg_altis__events', around) }}
     where {{ in_window(around) }}
 ),
 
