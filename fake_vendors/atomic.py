@@ -215,12 +215,12 @@ class FakeAtomic(LoopbackServer):
                     with fake._lock:
                         fake.in_flight += 1
                         fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
-                    try:
-                        time.sleep(fake.download_delay)
-                        return self._download(parts.path, query)
+                    try:  # counted while it waits, not while the answer is sent: a client that
+                        time.sleep(fake.download_delay)  # read it all may start its next before this returns
                     finally:
                         with fake._lock:
                             fake.in_flight -= 1
+                    return self._download(parts.path, query)
                 if parts.path != f"/v1/{fake.environment_id}/analytics/batched":
                     return self._send(404, b'{"error": "not found"}', "application/json")
                 if self.headers.get("Authorization") != f"Bearer {fake.token}":
