@@ -3,9 +3,10 @@
 `DbtCliResource.cli` starts dbt as a subprocess: Python and dbt start again, and since the window is
 in the vars, dbt parses the whole project again (its partial parse is void when the vars change):
 ~3-4 s before a build of ~1 s, for each of a marts run's dbt steps (bench/README.md). Here the
-project is parsed with the vars that do not change (where the lake and the DuckDB file are: dbt's
-partial parse, kept between processes, makes that 0.1-0.7 s), and the build is handed that
-manifest with the window in its vars, which only compiling reads. The selection, the translation
+project is parsed once a process with the vars that do not change (where the lake and the DuckDB
+file are; dbt's partial parse, kept between processes, makes that 0.1-0.7 s), and each build is
+handed that manifest with the window in its vars, which only compiling reads: no model's config
+may read the window (tests/test_marts.py pins it). The selection, the translation
 of dbt's results into Dagster events and the events themselves are dagster-dbt's."""
 
 from __future__ import annotations
@@ -191,7 +192,9 @@ def dbt_build(context: AssetExecutionContext, project_dir: Path, profiles_dir: P
         return build
 
     params = get_updated_cli_invocation_params_for_context(context=context, manifest={}, dagster_dbt_translator=None)
-    run_dir = Path(params.dbt_project.project_dir) if params.dbt_project else project_dir  # a generated selector's copy
+    run_dir = Path(params.dbt_project.project_dir) if params.dbt_project else project_dir
+    # Past 200 nodes dagster-dbt selects with a generated selector, in a temporary copy of the project.
+    copied = list(params.selection_args[:1]) == ["--selector"] and run_dir.resolve() != project_dir.resolve()
     args = ["build", *common_args(run_dir, profiles_dir, variables, target_path), *params.selection_args]
     if params.indirect_selection:
         args += ["--indirect-selection", params.indirect_selection]
@@ -212,13 +215,18 @@ def dbt_build(context: AssetExecutionContext, project_dir: Path, profiles_dir: P
 
     worker = threading.Thread(target=run, name="dbt build", daemon=True)
     worker.start()
-    while (event := events.get()) is not _DONE:
-        if isinstance(event, str):
-            sys.stdout.write(event + "\n")
-            continue
-        message = DbtCoreCliEventMessage(raw_event=event, event_history_metadata={})
-        yield from message.to_default_asset_events(manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
-                                                   context=context, target_path=target_path, project=params.dbt_project)
-    worker.join()
-    sys.stdout.flush()
+    try:
+        while (event := events.get()) is not _DONE:
+            if isinstance(event, str):
+                sys.stdout.write(event + "\n")
+                continue
+            message = DbtCoreCliEventMessage(raw_event=event, event_history_metadata={})
+            yield from message.to_default_asset_events(
+                manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator, context=context,
+                target_path=target_path, project=params.dbt_project)
+    finally:  # dbt never outlives the step (nor the warehouse lock it holds)
+        worker.join()
+        sys.stdout.flush()
+        if copied:
+            shutil.rmtree(run_dir, ignore_errors=True)
     return build
