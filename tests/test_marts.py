@@ -186,6 +186,23 @@ def test_rerunning_a_window_changes_nothing(built):
     assert marts_snapshot(settings) == before
 
 
+def test_a_fold_whose_hourly_state_is_missing_rebuilds_it_from_every_hour(built):
+    """A warehouse from before a fold kept its state (or one whose state was dropped): the next
+    window builds the state from the whole events layer, and the marts stay as they were."""
+    _, settings, _ = built
+    before = marts_snapshot(settings)
+    with duckdb.connect(settings.duckdb_path) as con:
+        states = [r[0] for r in con.sql("select table_name from duckdb_tables() where schema_name = 'intermediate'").fetchall()]
+        kept = {t: con.sql(f"select * from intermediate.{t} order by all").fetchall() for t in states}
+        con.execute("drop table intermediate.dim_apps_hourly")
+    report = run_marts(settings, format_hour(START + timedelta(hours=2)), format_hour(START + timedelta(hours=3)))
+    assert report.ok, report.errors + report.failed_checks
+    assert marts_snapshot(settings) == before
+    with duckdb.connect(settings.duckdb_path, read_only=True) as con:
+        assert "dim_apps_hourly" in states
+        assert con.sql("select * from intermediate.dim_apps_hourly order by all").fetchall() == kept["dim_apps_hourly"]
+
+
 def test_a_late_event_extends_its_session(built):
     root, settings, _ = built
     # The Altis endpoint's first session: an event 10 minutes after its end arrives a day late.
