@@ -215,8 +215,10 @@ class FakeAtomic(LoopbackServer):
                     with fake._lock:
                         fake.in_flight += 1
                         fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
-                    try:  # counted while it waits, not while the answer is sent: a client that
-                        time.sleep(fake.download_delay)  # read it all may start its next before this returns
+                    # Counted while it waits, not while the answer is sent: a client that read it
+                    # all may start its next download before this handler returns.
+                    try:
+                        time.sleep(fake.download_delay)
                     finally:
                         with fake._lock:
                             fake.in_flight -= 1
