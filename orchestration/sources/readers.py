@@ -100,7 +100,7 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
             raise DamagedFile("truncated gzip file: the compressed stream ends early")
 
 
-def _lines_table(chunk: bytes, first_line: int, limits: ReadLimits, error: str | None) -> tuple[pa.Table, int]:
+def _lines_table(chunk: bytes | memoryview, first_line: int, limits: ReadLimits, error: str | None) -> tuple[pa.Table, int]:
     """(records, lines) of `chunk` (which ends with a newline), numbered from `first_line`; empty lines
     are not records. Lines too long or not UTF-8 are kept as records with their reason. The text
     keeps its line end (JSON ignores it; quarantine trims it): no copy of the chunk is made."""
@@ -132,7 +132,7 @@ def _lines_table(chunk: bytes, first_line: int, limits: ReadLimits, error: str |
         return good, len(ends)
     lines, raws, errors = [], [], []
     for i in np.flatnonzero(special):
-        piece = chunk[starts[i]: starts[i] + min(int(lengths[i]), RAW_CUT * 4)]
+        piece = bytes(chunk[starts[i]: starts[i] + min(int(lengths[i]), RAW_CUT * 4)])
         lines.append(int(numbers[i]))
         raws.append(piece.decode("utf-8", errors="replace").rstrip("\r")[:RAW_CUT])
         errors.append(error or (f"line longer than {limits.max_line_bytes} bytes (WAREHOUSE_MAX_LINE_BYTES)"
@@ -168,22 +168,31 @@ def read_json_lines(stream: IO[bytes], limits: ReadLimits, damaged: str | None =
             over = total > limits.max_file_bytes
             if over:  # read up to the limit, land what it holds, report the rest
                 chunk = chunk[: len(chunk) - (total - limits.max_file_bytes)]
+            start = 0
             if skipping:
                 cut = chunk.find(b"\n")
                 if cut < 0:
                     continue
-                chunk, skipping, line = chunk[cut + 1:], False, line + 1
-            data = pending + chunk if pending else chunk
-            cut = data.rfind(b"\n")
-            if cut >= 0:
-                complete, pending = data[: cut + 1], data[cut + 1:]
-                table, lines = _lines_table(complete, line, limits, damaged)
-                line += lines
+                start, skipping, line = cut + 1, False, line + 1
+            last = chunk.rfind(b"\n", start)
+            if last >= 0:  # the lines of the chunk are split where they lie: only the one begun before is copied
+                tables = []
+                if pending:
+                    first = chunk.find(b"\n", start)
+                    table, lines = _lines_table(pending + chunk[start: first + 1], line, limits, damaged)
+                    tables.append(table)
+                    line, start = line + lines, first + 1
+                if last >= start:
+                    table, lines = _lines_table(memoryview(chunk)[start: last + 1], line, limits, damaged)
+                    tables.append(table)
+                    line += lines
+                table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+                pending = chunk[last + 1:]
                 if table.num_rows:
                     yielded += table.num_rows
                     yield table
             else:
-                pending = data
+                pending += chunk[start:] if start else chunk
             if over:
                 yield file_error_table(
                     f"file larger than {limits.max_file_bytes} bytes decompressed (WAREHOUSE_MAX_FILE_BYTES): "
