@@ -199,18 +199,21 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: 
                  "|| ' in the record: its value is ambiguous' END")
     rule_list = ",\n        ".join(rules)
     return f"""
-WITH checked AS (  -- one parse tells valid JSON (a type) from not (NULL) and objects from the rest
-  SELECT *, TRY(json_type(raw)) AS doc_type FROM {staged}
+WITH parsed AS (  -- NULL for text that is not JSON; an array or a scalar gives no value
+  SELECT *, TRY(from_json(raw, {sql_str(_shape(contract, flat))})) AS v FROM {staged}
+), checked AS (  -- a record with a value is an object; the others are parsed again to tell why not
+  SELECT *, CASE WHEN values > 0 THEN 'OBJECT' ELSE TRY(json_type(raw)) END AS doc_type
+  FROM (SELECT *, {values} AS values FROM parsed)
 ), objects AS (
   SELECT *, doc_type IS NOT NULL AS json_ok, coalesce(doc_type = 'OBJECT', false) AS is_object,
          CASE WHEN doc_type = 'OBJECT' THEN raw END AS obj
   FROM checked
 ), extracted AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
-         from_json(obj, {sql_str(_shape(contract, flat))}) AS v, {keys} AS k
+         CASE WHEN is_object THEN v END AS v, values, {keys} AS k
   FROM objects
 ), keyed AS (  -- k kept only where the cheap test finds more keys than fields: NULL elsewhere
-  SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM (SELECT *, {values} AS values FROM extracted)
+  SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM extracted
 ), texts AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
       {dup_keys} AS dup_keys,
