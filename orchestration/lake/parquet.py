@@ -42,22 +42,20 @@ def write_file(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str
 
 
 def on_cursors(con: duckdb.DuckDBPyConnection, jobs: list[Callable[[duckdb.DuckDBPyConnection], None]]) -> None:
-    """Run each job on a cursor of its own, as many at once as DuckDB has threads, one thread each:
-    small writes run faster side by side than each on every thread (bench/README.md). Tables the
-    jobs read must be visible to cursors of `con` (not TEMP)."""
+    """Run each job on a cursor of its own, as many at once as DuckDB has threads: small writes run
+    faster side by side than one after another (bench/README.md). DuckDB's thread count is left
+    alone: each change of it hands all of DuckDB's free memory back to the system (its scheduler
+    flushes the allocator), which the next query faults in again. Tables the jobs read must be
+    visible to cursors of `con` (not TEMP)."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
 
     def run(job: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         with con.cursor() as cursor:
             job(cursor)
 
-    con.execute("SET threads = 1")
-    try:
-        with ThreadPoolExecutor(max(1, min(threads, len(jobs)))) as pool:
-            for done in [pool.submit(run, job) for job in jobs]:
-                done.result()
-    finally:
-        con.execute(f"SET threads = {threads}")
+    with ThreadPoolExecutor(max(1, min(threads, len(jobs)))) as pool:
+        for done in [pool.submit(run, job) for job in jobs]:
+            done.result()
 
 
 def write_files(con: duckdb.DuckDBPyConnection, lake: Store, queries: dict[str, str], parquet: str = PARQUET) -> None:
