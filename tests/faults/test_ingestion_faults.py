@@ -394,6 +394,30 @@ def test_a_file_gone_between_listing_and_reading_is_quarantined_and_the_rest_lan
     assert ledger.quarantine_reasons == {"file vanished between listing and reading": 1}
 
 
+def test_lines_across_the_readers_chunks_land_once_with_their_numbers(tmp_path):
+    """A 3 MB file is read a megabyte at a time: the lines cut at each chunk's end land once, and
+    every record keeps the number of its line (blank lines counted, not landed)."""
+    contract = load_source_contracts()["omny"]
+    landing = tmp_path / "landing"
+    text, expected, line = [], {}, 0
+    for i in range(9000):
+        line += 1
+        if i % 1000 == 999:  # a blank line now and then
+            text.append(b"\n")
+            line += 1
+        text.append(json.dumps(omny_record(f"chunks-{i}", T0 + timedelta(seconds=i % 3600),
+                                           Pad="p" * (i * 7919 % 600))).encode() + b"\n")
+        expected[f"chunks-{i}"] = line
+    omny_path(landing, T0, "chunks").write_bytes(b"".join(text))  # not gzipped: read as it lies
+    assert sum(map(len, text)) > 3 * 1024 * 1024
+    store, lake = LocalStore(str(landing)), LocalStore(str(tmp_path / "lake"))
+    with duckdb_connection() as con:
+        ledger = land_hour(contract, store, lake, T0, con)
+        rows = con.execute(f"SELECT event_id, source_line FROM read_parquet('{tmp_path}/lake/omny/landed/**/*.parquet')").fetchall()
+    assert ledger.balanced and ledger.rows_read == ledger.rows_landed == 9000
+    assert dict(rows) == expected and len(rows) == 9000
+
+
 def test_a_missing_landing_root_is_an_error_naming_the_variable(tmp_path):
     env = dict(os.environ, WAREHOUSE_LANDING=str(tmp_path / "typo"), WAREHOUSE_LAKE=str(tmp_path / "lake"),
                WAREHOUSE_DUCKDB=str(tmp_path / "w.duckdb"))
