@@ -293,6 +293,28 @@ def test_sources_without_events_yet_give_empty_marts_not_a_failed_build(tmp_path
     assert report.marts["fct_sessions"] == (0, 0) and report.marts["fct_audit_events"] == (0, 0)
 
 
+def test_staging_views_show_hours_landed_after_them_and_are_made_again_when_stale(tmp_path):
+    """A staging view is created only when its SQL changed (macros/lake_view.sql): the view made by
+    the first run still shows every hour landed since, and one that no longer matches is replaced."""
+    generate_all(tmp_path / "landing", START, 3, seed=4, sources=["omny"])
+    settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
+                        duckdb_path=str(tmp_path / "w.duckdb"), start=datetime(2026, 1, 1, tzinfo=UTC))
+    views = "select comment from duckdb_views() where schema_name = 'staging' and view_name = 'stg_omny__downloads'"
+    in_view = "select count(*), count(distinct download_id) from staging.stg_omny__downloads"
+    for first, last in ((0, 2), (2, 3)):
+        report = run_backfill(settings, START + timedelta(hours=first), START + timedelta(hours=last), ["omny"])
+        assert report.ok, report.errors + report.failed_checks
+        made = made if first else query(settings, views)
+        assert query(settings, views) == made and made[0][0].startswith("sql md5 ")
+        events = len(lake_rows(settings, "omny", "event_id"))
+        assert query(settings, in_view) == [(events, events)] and events > 0
+    with duckdb.connect(settings.duckdb_path) as con:  # as if its SQL had changed since
+        con.execute("create or replace view staging.stg_omny__downloads as select 1 as download_id")
+        con.execute("comment on view staging.stg_omny__downloads is 'sql md5 of another SQL'")
+    assert run_marts(settings, format_hour(START), format_hour(START + timedelta(hours=2))).ok
+    assert query(settings, views) == made and query(settings, in_view) == [(events, events)]
+
+
 def test_the_analyst_commands_of_the_readme_and_the_demo_run_as_written(built):
     """`make sql` and `python -m orchestration sql`, as the README and `demo` print them, in a shell."""
     import os
