@@ -62,7 +62,8 @@
     from {{ events }}
 {%- endmacro %}
 
-{#- Atomic analytics events. `is_test`: cards sent from the Workbench test tools (triggerEventSource = test) are flagged, never mixed with live ones. -#}
+{#- Atomic analytics events. `is_test`: cards sent from the Workbench test tools
+    (triggerEventSource = test) are flagged, never mixed with live ones. -#}
 {% macro stg_atomic__events_sql(events) -%}
     select
         event_id,
@@ -89,7 +90,8 @@
     from {{ events }}
 {%- endmacro %}
 
-{#- Omny download events, one row per deduplicated download. The raw IP never leaves this model: it only feeds `listener_key`, a hash of IP and user agent. -#}
+{#- Omny download events, one row per deduplicated download. The raw IP never leaves this model: it
+    only feeds `listener_key`, a hash of IP and user agent. -#}
 {% macro stg_omny__downloads_sql(events) -%}
     select
         event_id as download_id,
@@ -117,7 +119,8 @@
     from {{ events }}
 {%- endmacro %}
 
-{#- Track Events API events. The user is `properties.user_id` when the client sent one; device class and platform come from the user agent. -#}
+{#- Track Events API events. The user is `properties.user_id` when the client sent one; device
+    class and platform come from the user agent. -#}
 {% macro stg_track__events_sql(events) -%}
     select
         event_id,

@@ -1,2 +1,2 @@
--- Airkit session, audit and platform events. `actor_email` (restricted) is left out.
+-- Its SQL, and what it keeps out, in macros/staging.sql.
 {{ stg_airkit__events_sql(lake_events('airkit')) }}

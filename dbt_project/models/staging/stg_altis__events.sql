@@ -1,2 +1,2 @@
--- Altis page analytics. `endpoint_id` (one device + browser) is the user sessions are cut by.
+-- Its SQL, and what it keeps out, in macros/staging.sql.
 {{ stg_altis__events_sql(lake_events('altis')) }}

@@ -1,3 +1,2 @@
--- Atomic analytics events. `is_test`: cards sent from the Workbench test tools
--- (triggerEventSource = test) are flagged, never mixed with live ones.
+-- Its SQL, and what it keeps out, in macros/staging.sql.
 {{ stg_atomic__events_sql(lake_events('atomic')) }}

@@ -1,3 +1,2 @@
--- Omny download events, one row per deduplicated download. The raw IP never leaves this model:
--- it only feeds `listener_key`, a hash of IP and user agent.
+-- Its SQL, and what it keeps out, in macros/staging.sql.
 {{ stg_omny__downloads_sql(lake_events('omny')) }}
