@@ -3,6 +3,8 @@ and written as Parquet under the hour each event happened; bad records to quaran
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -97,27 +99,27 @@ def _file_reason(exc: BaseException) -> str:
 
 
 class _HourWriter:
-    """Typed records of one arrival hour in the DuckDB table `_typed` (held under DuckDB's memory
+    """Typed records of one arrival hour in the DuckDB table `table` (held under DuckDB's memory
     limit, spilled to disk past it; not TEMP, so the writes' cursors see it): raw batches are held
     up to FLUSH_BYTES, then typed at once."""
 
     def __init__(self, contract: SourceContract, arrival_hour: datetime, con: duckdb.DuckDBPyConnection,
-                 rules: LandingRules, ahead: ReadAhead | None = None):
-        self.contract, self.con, self.rules, self.ahead = contract, con, rules, ahead
+                 rules: LandingRules, table: str, ahead: ReadAhead | None = None):
+        self.contract, self.con, self.rules, self.table, self.ahead = contract, con, rules, ident(table), ahead
         self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
-        self.pending: list[tuple[str, bool, pa.Table]] = []  # (file, flat, raw records) not yet in `_typed`
+        self.pending: list[tuple[str, bool, pa.Table]] = []  # (file, flat, raw records) not yet in the table
         self.pending_bytes = 0
         # The contract query's columns, bound once per connection and source: binding it is most
         # of the cost of a small hour (bench/README.md).
         shape = ident(f"_typed_shape_{contract.name}")
         try:  # asking the catalog (duckdb_tables()) first cost 26 ms an hour
-            con.execute(f"CREATE OR REPLACE TABLE _typed AS SELECT * FROM {shape}")
+            con.execute(f"CREATE OR REPLACE TABLE {self.table} AS SELECT * FROM {shape}")
         except duckdb.CatalogException:
             con.register("_batch", self._with_file(empty_table(), ""))
             con.execute(f"CREATE TEMP TABLE {shape} AS SELECT * FROM "
                         f"({typed_records_sql(contract, '_batch', False, rules.times)}) LIMIT 0")
             con.unregister("_batch")
-            con.execute(f"CREATE OR REPLACE TABLE _typed AS SELECT * FROM {shape}")
+            con.execute(f"CREATE OR REPLACE TABLE {self.table} AS SELECT * FROM {shape}")
 
     def _with_file(self, table: pa.Table, key: str) -> pa.Table:
         n = table.num_rows
@@ -146,7 +148,7 @@ class _HourWriter:
             self.con.register("_batch", pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema))
             try:
                 with duckdb_settings(self.con, **UNORDERED):
-                    self.con.execute("INSERT INTO _typed BY NAME " +
+                    self.con.execute(f"INSERT INTO {self.table} BY NAME " +
                                      typed_records_sql(self.contract, "_batch", flat, self.rules.times))
             finally:
                 self.con.unregister("_batch")
@@ -155,7 +157,7 @@ class _HourWriter:
     def drop(self, key: str) -> None:
         self.pending = [p for p in self.pending if p[0] != key]
         self.pending_bytes = sum(t.nbytes for _, _, t in self.pending)
-        self.con.execute("DELETE FROM _typed WHERE source_file = ?", [key])
+        self.con.execute(f"DELETE FROM {self.table} WHERE source_file = ?", [key])
 
     def read(self, landing: Store, key: str, fmt: str, damaged: str | None = None) -> int:
         flat = is_flat(fmt)
@@ -171,7 +173,7 @@ class _HourWriter:
         return {f.path.lower(): f.path for f in self.contract.fields}
 
     def land_file(self, landing: Store, key: str, fmt: str) -> str | None:
-        """Read one file into `_typed`, isolating its failures; returns why it gave no records, if so."""
+        """Read one file into the hour's table, isolating its failures; returns why it gave no records, if so."""
         try:
             if self.read(landing, key, fmt) == 0:
                 return "empty file: no records"
@@ -193,62 +195,81 @@ class _HourWriter:
         return None
 
 
-def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hour: datetime,
-              con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES, found: HourFiles | None = None,
-              run_ids: str | None = None, ahead: ReadAhead | None = None) -> LandedLedger:
-    """Materialise one arrival hour of the landed layer, idempotently. A file that cannot be read
-    is quarantined (every record of it, or one record naming the file) and the others land.
+@dataclass
+class _TypedHour:
+    """An arrival hour read, typed and counted (`table` holds its rows), not yet published."""
 
-    When `run_ids` names a table (event_id, event_hour, arrival_hour), the ids landed here are appended to it;
+    ledger: LandedLedger
+    new_hours: dict[datetime, int]  # event hour -> rows landed
+    table: str
+
+
+def _type_hour(contract: SourceContract, landing: Store, arrival_hour: datetime, con: duckdb.DuckDBPyConnection,
+               rules: LandingRules, found: HourFiles, run_ids: str | None, ahead: ReadAhead | None) -> _TypedHour:
+    """Read and type every file of the hour into a table of its own, and count it in the ledger; the
+    ids landed go to the table `run_ids` (event_id, event_hour, arrival_hour) when it is named, and
     `ahead` reads the hour's JSON Lines files ahead, on a thread."""
-    source = contract.name
-    ledger = LandedLedger(source=source, arrival_hour=arrival_hour)
-    if found is None:
-        found = scan_landing(contract, landing, [arrival_hour])[arrival_hour]
+    ledger = LandedLedger(source=contract.name, arrival_hour=arrival_hour)
     ledger.files = len(found.files)
     ledger.files_reported = dict(found.reported)
-
-    writer = _HourWriter(contract, arrival_hour, con, rules, ahead)
+    table = f"_typed_{arrival_hour:%Y%m%d%H}"
+    writer = _HourWriter(contract, arrival_hour, con, rules, table, ahead)
     for info, fmt in found.files:
         empty = writer.land_file(landing, info.key, fmt)
         if empty:
             ledger.files_reported[info.key] = empty
     writer.flush()
-
-    new_hours = _account(con, ledger)
-    _publish_landed(contract, lake, con, arrival_hour, new_hours, ledger)
-    ledger.event_hours_affected = sorted({*ledger.event_hours_touched, *ledger.event_hours_removed})  # land_hours adds later copies
-    _publish_quarantine(lake, con, arrival_hour, ledger)
+    new_hours = _account(con, ident(table), ledger)
     if run_ids:
         con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT event_id, date_trunc('hour', event_ts), arrival_hour "
-                    f"FROM _typed WHERE reason IS NULL")
-    con.execute("DROP TABLE _typed")
-    return ledger
+                    f"FROM {ident(table)} WHERE reason IS NULL")
+    return _TypedHour(ledger, new_hours, table)
 
 
-def _account(con: duckdb.DuckDBPyConnection, ledger: LandedLedger) -> dict[datetime, int]:
-    """The ledger's counts from `_typed`: rows, quarantine reasons, schema drift, event hours and
-    lateness. Returns the rows of each event hour landed."""
-    ledger.rows_read, ledger.rows_landed, ledger.rows_quarantined = con.execute("""
-        SELECT count(*), count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM _typed
+def _publish_hour(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, typed: _TypedHour) -> None:
+    """Write a typed hour's landed and quarantined rows in place of what the hour held, then drop its table."""
+    ledger, table = typed.ledger, ident(typed.table)
+    _publish_landed(contract, lake, con, table, ledger.arrival_hour, typed.new_hours, ledger)
+    ledger.event_hours_affected = sorted({*ledger.event_hours_touched, *ledger.event_hours_removed})  # land_hours adds later copies
+    _publish_quarantine(lake, con, table, ledger.arrival_hour, ledger)
+    con.execute(f"DROP TABLE {table}")
+
+
+def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hour: datetime,
+              con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES,
+              found: HourFiles | None = None) -> LandedLedger:
+    """Materialise one arrival hour of the landed layer, idempotently. A file that cannot be read
+    is quarantined (every record of it, or one record naming the file) and the others land."""
+    if found is None:
+        found = scan_landing(contract, landing, [arrival_hour])[arrival_hour]
+    typed = _type_hour(contract, landing, arrival_hour, con, rules, found, None, None)
+    _publish_hour(contract, lake, con, typed)
+    return typed.ledger
+
+
+def _account(con: duckdb.DuckDBPyConnection, typed: str, ledger: LandedLedger) -> dict[datetime, int]:
+    """The ledger's counts from the table `typed`: rows, quarantine reasons, schema drift, event
+    hours and lateness. Returns the rows of each event hour landed."""
+    ledger.rows_read, ledger.rows_landed, ledger.rows_quarantined = con.execute(f"""
+        SELECT count(*), count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM {typed}
     """).fetchone()
-    ledger.quarantine_reasons = dict(con.execute("""
-        SELECT split_part(reason, '; ', 1) AS r, count(*) FROM _typed WHERE reason IS NOT NULL
+    ledger.quarantine_reasons = dict(con.execute(f"""
+        SELECT split_part(reason, '; ', 1) AS r, count(*) FROM {typed} WHERE reason IS NOT NULL
         GROUP BY r ORDER BY count(*) DESC, r
     """).fetchall())
-    ledger.schema_drift = dict(con.execute("""
-        SELECT field, count(*) FROM (SELECT unnest(unknown_fields) AS field FROM _typed WHERE unknown_fields IS NOT NULL)
+    ledger.schema_drift = dict(con.execute(f"""
+        SELECT field, count(*) FROM (SELECT unnest(unknown_fields) AS field FROM {typed} WHERE unknown_fields IS NOT NULL)
         GROUP BY field ORDER BY count(*) DESC, field
     """).fetchall())
-    hours = con.execute("""
-        SELECT date_trunc('hour', event_ts) AS h, count(*) FROM _typed WHERE reason IS NULL GROUP BY h ORDER BY h
+    hours = con.execute(f"""
+        SELECT date_trunc('hour', event_ts) AS h, count(*) FROM {typed} WHERE reason IS NULL GROUP BY h ORDER BY h
     """).fetchall()
     new_hours = {h.replace(tzinfo=UTC): n for h, n in hours}
     ledger.event_hours_touched = {format_hour(h): n for h, n in new_hours.items()}
-    lateness = dict(con.execute("""
+    lateness = dict(con.execute(f"""
         SELECT CASE WHEN hours < 0 THEN 'ahead' WHEN hours <= 1 THEN '0-1h' WHEN hours <= 6 THEN '2-6h'
                     WHEN hours <= 24 THEN '7-24h' ELSE 'over_24h' END AS bucket, count(*)
-        FROM (SELECT datediff('hour', date_trunc('hour', event_ts), arrival_hour) AS hours FROM _typed WHERE reason IS NULL)
+        FROM (SELECT datediff('hour', date_trunc('hour', event_ts), arrival_hour) AS hours FROM {typed} WHERE reason IS NULL)
         GROUP BY bucket
     """).fetchall())
     ledger.lateness = {b: lateness.get(b, 0) for b in LATENESS_BUCKETS}
@@ -257,8 +278,8 @@ def _account(con: duckdb.DuckDBPyConnection, ledger: LandedLedger) -> dict[datet
     return new_hours
 
 
-def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, arrival_hour: datetime,
-                    new_hours: dict[datetime, int], ledger: LandedLedger) -> None:
+def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, typed: str,
+                    arrival_hour: datetime, new_hours: dict[datetime, int], ledger: LandedLedger) -> None:
     """Write the hour's landed rows whole to a staging place (one COPY, a file per event hour), index
     them, then move them into place over what the hour held before."""
     source = contract.name
@@ -274,11 +295,11 @@ def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyC
         main = max(new_hours, key=new_hours.get)
         columns = column_list(lake_columns(contract))
         in_main = f"reason IS NULL AND date_trunc('hour', event_ts) = TIMESTAMP '{main:%Y-%m-%d %H:00:00}'"
-        jobs = [partial(write_file, lake=lake, query=f"SELECT {columns} FROM _typed WHERE {in_main}",
+        jobs = [partial(write_file, lake=lake, query=f"SELECT {columns} FROM {typed} WHERE {in_main}",
                         key=f"{staging}/event_hour={format_hour(main)}/{paths.DATA_FILE}", parquet=LANDED_PARQUET)]
         if len(new_hours) > 1:
             jobs.append(partial(write_partitioned, lake=lake, folder=staging, parquet=LANDED_PARQUET,
-                                query=f"SELECT {columns}, {event_hour_sql()} AS event_hour FROM _typed "
+                                query=f"SELECT {columns}, {event_hour_sql()} AS event_hour FROM {typed} "
                                       f"WHERE reason IS NULL AND NOT ({in_main})"))
         on_cursors(con, jobs)
     for hour, n in new_hours.items():  # index first, so a reader never misses a landed file
@@ -297,13 +318,13 @@ def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyC
     ledger.written_landed = sum(rows_written(con, lake, final).values())
 
 
-def _publish_quarantine(lake: Store, con: duckdb.DuckDBPyConnection, arrival_hour: datetime,
+def _publish_quarantine(lake: Store, con: duckdb.DuckDBPyConnection, typed: str, arrival_hour: datetime,
                         ledger: LandedLedger) -> None:
     """The hour's quarantined records, in file and line order, in place of what it held before."""
     key = paths.quarantine_file(ledger.source, arrival_hour)
     if ledger.rows_quarantined:
         staging = lake.staging_key(key)
-        write_file(con, lake, "SELECT arrival_hour, source_file, source_line, raw, reason FROM _typed "
+        write_file(con, lake, f"SELECT arrival_hour, source_file, source_line, raw, reason FROM {typed} "
                               "WHERE reason IS NOT NULL ORDER BY source_file, source_line", staging)
         lake.publish(staging, key)
         ledger.written_quarantined = rows_written(con, lake, [key])[key]
@@ -332,33 +353,72 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
     carries the ledgers of the hours published."""
     if not landing.root_exists():
         raise FileNotFoundError(f"the landing root {landing.root} does not exist: check {LANDING_VARIABLE}")
-    ledgers, ahead = [], None
+    ledgers, ahead, publisher = [], None, None
+
+    def published(ledger: LandedLedger) -> None:
+        ledgers.append(ledger)
+        on_hour(ledger)
+
     try:
         paths.sweep_leftovers(contract.name, lake, arrival_hours)
         found = scan_landing(contract, landing, arrival_hours)
         ahead = ReadAhead([(info.key, partial(landing.open, info.key)) for hour in arrival_hours
                            for info, fmt in found[hour].files if is_text(fmt)], rules.limits)
+        publisher = _Publisher(contract, lake, con, published)
         per_chunk = CHUNK // timedelta(hours=1)
         for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
             con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
             for hour in arrival_hours[i : i + per_chunk]:
-                ledger = land_hour(contract, landing, lake, hour, con, rules, found[hour], "_run_ids", ahead)
-                ledger.inputs = found[hour].digest()
-                ledgers.append(ledger)
-                on_hour(ledger)
+                typed = _type_hour(contract, landing, hour, con, rules, found[hour], "_run_ids", ahead)
+                typed.ledger.inputs = found[hour].digest()
+                publisher.submit(typed)
+            publisher.wait()
             later = _later_copies(contract, lake, con, "_run_ids")
             for ledger in ledgers[i:]:  # each hour lists its own: a run's list on each of its hours grew with the run squared
                 ledger.event_hours_affected = sorted({*ledger.event_hours_affected,
                                                       *later.get(ledger.arrival_hour.replace(tzinfo=None), ())})
             con.execute("DROP TABLE _run_ids")
     except Exception as exc:
+        if publisher is not None:
+            with contextlib.suppress(Exception):  # the hour in flight counts if it was published
+                publisher.wait()
         if ledgers or _store_failure(exc):
             raise LandingInterrupted(exc, ledgers) from exc
         raise
     finally:
+        if publisher is not None:
+            publisher.close()
         if ahead is not None:
             ahead.close()
     return ledgers
+
+
+class _Publisher:
+    """Publishes a typed hour on a thread while the next hour is read and typed, one hour in flight,
+    in order: an hour's writes ran on one core (its rows are one DuckDB row group, which one thread
+    scans) while the other idled (bench/README.md)."""
+
+    def __init__(self, contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
+                 published: Callable[[LandedLedger], None]):
+        self.contract, self.lake, self.published = contract, lake, published
+        self.cursor = con.cursor()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="publish")
+        self.pending: tuple[Future, LandedLedger] | None = None
+
+    def submit(self, typed: _TypedHour) -> None:
+        self.wait()
+        self.pending = self.pool.submit(_publish_hour, self.contract, self.lake, self.cursor, typed), typed.ledger
+
+    def wait(self) -> None:
+        """Until the hour in flight is published, then `published` hears of it; raises its error."""
+        if self.pending is not None:
+            (future, ledger), self.pending = self.pending, None
+            future.result()
+            self.published(ledger)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        self.cursor.close()
 
 
 def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,

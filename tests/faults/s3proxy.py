@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
               "expect"}
@@ -44,11 +44,11 @@ class Fault:
     outage_seconds: float = 0.0
     seen: int = 0
     started: float | None = None  # when the outage began
-    path_prefix: str = "/"  # only requests for paths under this one (e.g. "/lake/": one bucket)
+    path_prefix: str = "/"  # only requests for paths under this one (e.g. "/lake/": one bucket), decoded
     client: str | None = None  # only requests of this client ("boto", "duckdb")
 
     def hit(self, client: str, path: str) -> bool:
-        if not path.startswith(self.path_prefix) or self.client not in (None, client):
+        if not unquote(path).startswith(self.path_prefix) or self.client not in (None, client):
             return False
         self.seen += 1
         if self.every is not None:

@@ -503,34 +503,39 @@ def test_staging_left_by_a_killed_run_is_removed_by_the_next_run(tmp_path):
     assert lake_snapshot(lake_root) == clean
 
 
-def test_a_store_failing_mid_run_publishes_only_what_the_error_accounts_for(s3_env, s3_server, tmp_path, monkeypatch):
-    """The landing bucket serves the first hour's file, then fails on the second: the run fails,
-    naming the cause and the hours landed before it; a re-run once the store is back heals it."""
+@pytest.mark.parametrize("failing", ["landing", "lake"])
+def test_a_store_failing_mid_run_publishes_only_what_the_error_accounts_for(s3_env, s3_server, tmp_path, monkeypatch,
+                                                                            failing):
+    """The landing bucket serves the first hour's file, then fails on the second (or the lake takes
+    the first hour, then fails on the second while the hour after is read): the run fails, naming
+    the cause and the hours landed before it; a re-run once the store is back heals it."""
     import boto3
     from s3proxy import FaultProxy
 
     direct = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
-    for bucket in ("midrun-drop", "midrun-lake"):
+    drop, lake = f"midrun-drop-{failing}", f"midrun-lake-{failing}"  # buckets of its own: the server is shared
+    for bucket in (drop, lake):
         direct.create_bucket(Bucket=bucket)
-    t1 = T0 + timedelta(hours=1)
+    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
     keys = {}
-    for hour, tag in ((T0, "first"), (t1, "second")):
+    for hour, tag in ((T0, "first"), (t1, "second"), (t2, "third")):
         keys[tag] = "exports/" + omny_path(tmp_path, hour, tag).relative_to(tmp_path).as_posix()
-        direct.put_object(Bucket="midrun-drop", Key=keys[tag], Body=gzip.compress(lines_of(clean_records(tag, hour))))
+        direct.put_object(Bucket=drop, Key=keys[tag], Body=gzip.compress(lines_of(clean_records(tag, hour))))
     with FaultProxy(s3_server) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        settings = Settings.from_env({"WAREHOUSE_LANDING": "s3://midrun-drop/exports", "WAREHOUSE_LAKE": "s3://midrun-lake/w",
+        settings = Settings.from_env({"WAREHOUSE_LANDING": f"s3://{drop}/exports", "WAREHOUSE_LAKE": f"s3://{lake}/w",
                                       "WAREHOUSE_DUCKDB": str(tmp_path / "w.duckdb"), "WAREHOUSE_START": "2026-01-01T00",
                                       "AWS_ENDPOINT_URL": proxy.url, "AWS_DEFAULT_REGION": "us-east-1",
                                       "WAREHOUSE_S3_MAX_ATTEMPTS": "2"})
-        # the store answers everything until the second hour's file: that, it never serves
-        proxy.fail_always(503, "SlowDown", path_prefix=f"/midrun-drop/{keys['second']}")
-        report = run_backfill(settings, T0, T0 + timedelta(hours=2), ["omny"], marts=False)
+        # the store answers everything until the second hour's file (or its landed rows): that, it never takes
+        proxy.fail_always(503, "SlowDown", path_prefix=f"/{drop}/{keys['second']}" if failing == "landing"
+                          else f"/{lake}/w/omny/landed/arrival_hour={t1:%Y-%m-%dT%H}")
+        report = run_backfill(settings, T0, T0 + timedelta(hours=3), ["omny"], marts=False)
         assert not report.ok
-        assert "the store failed after 1 of 2 arrival hours landed" in report.errors[-1], report.errors
+        assert "the store failed after 1 of 3 arrival hours landed" in report.errors[-1], report.errors
         landed = {k["Key"].split("arrival_hour=")[1][:13] for k in direct.list_objects_v2(
-            Bucket="midrun-lake", Prefix="w/omny/landed/arrival_hour=").get("Contents", [])}
+            Bucket=lake, Prefix="w/omny/landed/arrival_hour=").get("Contents", [])}
         assert landed == {"2026-01-05T10"}
         proxy.heal()
-        healed = run_backfill(settings, T0, T0 + timedelta(hours=2), ["omny"], marts=False)
-    assert healed.ok and healed.landed["omny"]["rows_landed"] == 10
+        healed = run_backfill(settings, T0, T0 + timedelta(hours=3), ["omny"], marts=False)
+    assert healed.ok and healed.landed["omny"]["rows_landed"] == 15
