@@ -3,20 +3,25 @@
 import json
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
+from orchestration.sources.readers import key_bounds
 from orchestration.sources.records import typed_records_sql
 from orchestration.storage import duckdb_connection
 
 
 def typed(contract, records, flat=False):
-    """Run the contract's typing query over raw records; rows as dicts."""
+    """Run the contract's typing query over raw records, each with the key bound the JSON Lines
+    splitter counts; rows as dicts."""
     raws = [r if isinstance(r, str) else json.dumps(r) for r in records]
     n = len(raws)
+    bounds = [int(key_bounds(np.frombuffer(r.encode(), np.uint8), np.array([len(r.encode())]))[0]) for r in raws]
     staged = pa.table({"arrival_hour": pa.array([datetime(2026, 1, 5, 6)] * n, pa.timestamp("us")),
                        "source_file": ["f"] * n, "source_line": list(range(1, n + 1)), "raw": raws,
-                       "file_error": pa.array([None] * n, pa.string())})
+                       "file_error": pa.array([None] * n, pa.string()),
+                       "max_keys": pa.array(bounds, pa.int32())})
     con = duckdb_connection()
     con.register("staged", staged)
     cur = con.execute(typed_records_sql(contract, "staged", flat))
@@ -100,3 +105,39 @@ def test_enum_is_enforced(contracts):
     rows = typed(atomic, [ok, {**ok, "analyticsEvent": "card-exploded"}])
     assert rows[0]["reason"] is None and rows[0]["event_name"] == "card-published"
     assert rows[1]["reason"] == "field analyticsEvent: card-exploded is not one of its allowed values"
+
+
+def _keys_in(value) -> int:
+    """Keys of every object in a JSON value, duplicates counted."""
+    if isinstance(value, list) and value and isinstance(value[0], tuple):  # an object's pairs
+        return len(value) + sum(_keys_in(v) for _, v in value)
+    if isinstance(value, list):
+        return sum(_keys_in(v) for v in value)
+    return 0
+
+
+@pytest.mark.parametrize("text", [
+    '{"a":1,"b":{"c":2,"d":[{"e":3}]}}',
+    '{"a" : 1, "b"\t:2, "c"\r:3, "d"  :  {"e" :4}}',  # JSON whitespace before a colon
+    '{"a":"x:y", "b":"\\":", "c":"http://h:80"}',  # colons inside strings
+    '{"a\\"":1, "\\\\":2, "é":3}',  # keys ending in an escaped quote or backslash
+    '{"a":1,"a":2,"a":{"a":3,"a":4}}',  # duplicates
+    '{}',
+])
+def test_the_key_bound_is_never_below_the_keys_a_record_holds(text):
+    """The splitter's `max_keys` lets the contract query skip listing keys: an undercount would let
+    a duplicate or unknown key through unseen."""
+    buf = np.frombuffer(text.encode(), np.uint8)
+    (bound,) = key_bounds(buf, np.array([len(buf)]))
+    assert bound >= _keys_in(json.loads(text, object_pairs_hook=list))
+
+
+def test_duplicate_and_unknown_keys_are_found_whatever_the_spacing(contracts):
+    rows = typed(contracts["omny"], [
+        '{"EventId" : "a", "EventId" :"b", "Program": {"Id": "p"}, "Clip": {"Id": "c"}, '
+        '"Download": {"DownloadedAtUtc": "2026-01-05T05:00:00Z"}}',
+        '{"EventId":"c","Program":{"Id":"p"},"Clip":{"Id":"c","New"\t:1},'
+        '"Download":{"DownloadedAtUtc":"2026-01-05T05:00:00Z"}}',
+    ])
+    assert rows[0]["reason"].startswith("duplicate key EventId")
+    assert rows[1]["reason"] is None and rows[1]["unknown_fields"] == ["Clip.New"]

@@ -3,8 +3,9 @@
 Every reader yields Arrow tables with the same columns, whatever the format: `source_line` (1-based
 line of a text file, or row of a CSV / Parquet file), `raw` (the record as JSON text: the line
 itself for JSON Lines, a flattened object keyed by the contract's dotted paths for CSV and
-Parquet) and `file_error` (set when the record cannot be read as one: a line too long, not UTF-8,
-the rest of a file past its size limit). Text is decompressed and split as a stream, a chunk at a
+Parquet), `file_error` (set when the record cannot be read as one: a line too long, not UTF-8,
+the rest of a file past its size limit) and `max_keys` (at most how many keys the record holds,
+counted from its text by the JSON Lines splitter; NULL where not counted). Text is decompressed and split as a stream, a chunk at a
 time, so neither a gzip bomb nor a 1 GB line is ever held whole; DuckDB reads CSV, Parquet and
 JSON arrays itself, under its memory limit.
 
@@ -28,7 +29,8 @@ import pyarrow as pa
 
 from orchestration.sql import ident, sql_str
 
-RAW_SCHEMA = pa.schema([("source_line", pa.int64()), ("raw", pa.large_string()), ("file_error", pa.string())])
+RAW_SCHEMA = pa.schema([("source_line", pa.int64()), ("raw", pa.large_string()), ("file_error", pa.string()),
+                        ("max_keys", pa.int32())])
 FLAT_FORMATS = ("csv", "parquet")
 CHUNK_BYTES = 16 * 1024 * 1024  # decompressed text split per batch
 READ_BYTES = 1024 * 1024  # compressed bytes read per call
@@ -49,7 +51,8 @@ class DamagedFile(Exception):
 
 def _table(lines, raws, errors) -> pa.Table:
     return pa.table({"source_line": pa.array(lines, pa.int64()), "raw": pa.array(raws, pa.large_string()),
-                     "file_error": pa.array(errors, pa.string())}, schema=RAW_SCHEMA)
+                     "file_error": pa.array(errors, pa.string()), "max_keys": pa.nulls(len(lines), pa.int32())},
+                    schema=RAW_SCHEMA)
 
 
 def file_error_table(error: str, raw: str | None = None, line: int | None = None) -> pa.Table:
@@ -100,6 +103,17 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
             raise DamagedFile("truncated gzip file: the compressed stream ends early")
 
 
+def key_bounds(buf: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """For each line of `buf` (ending at `ends`), at most how many keys its JSON holds: the colons
+    right after a quote or JSON whitespace. Every key ends so (a quote, maybe whitespace, a colon);
+    a colon inside a string may count too, so the bound is never too low."""
+    colons = np.flatnonzero(buf == 58)
+    colons = colons[colons > 0]
+    before = buf[colons - 1]
+    after_key = colons[(before == 34) | (before == 32) | (before == 9) | (before == 13)]
+    return np.bincount(np.searchsorted(ends, after_key), minlength=len(ends))[: len(ends)].astype(np.int32)
+
+
 def _lines_table(chunk: bytes | memoryview, first_line: int, limits: ReadLimits, error: str | None) -> tuple[pa.Table, int]:
     """(records, lines) of `chunk` (which ends with a newline), numbered from `first_line`; empty lines
     are not records. Lines too long or not UTF-8 are kept as records with their reason. The text
@@ -125,7 +139,8 @@ def _lines_table(chunk: bytes | memoryview, first_line: int, limits: ReadLimits,
         texts = binary.filter(pa.array(normal)).cast(pa.large_string())
     n = len(texts)
     good = pa.table({"source_line": pa.array(numbers[normal]), "raw": texts,
-                     "file_error": pa.nulls(n, pa.string()) if error is None else pa.array([error] * n, pa.string())},
+                     "file_error": pa.nulls(n, pa.string()) if error is None else pa.array([error] * n, pa.string()),
+                     "max_keys": pa.array(key_bounds(buf, ends)[normal])},
                     schema=RAW_SCHEMA)
     special = keep & ~normal
     if not special.any():
@@ -295,8 +310,8 @@ def _batches(relation: duckdb.DuckDBPyConnection) -> Iterator[pa.Table]:
 def read_json_document(uri: str, con: duckdb.DuckDBPyConnection, limits: ReadLimits) -> Iterator[pa.Table]:
     """A JSON array of records (gzipped or not), one record per element, streamed by DuckDB."""
     yield from _batches(con.execute(
-        "SELECT row_number() OVER ()::BIGINT AS source_line, json::VARCHAR AS raw, NULL::VARCHAR AS file_error "
-        "FROM read_json_objects(?, format = 'array', maximum_object_size = ?)", [uri, limits.max_line_bytes]))
+        "SELECT row_number() OVER ()::BIGINT AS source_line, json::VARCHAR AS raw, NULL::VARCHAR AS file_error, "
+        "NULL::INTEGER AS max_keys FROM read_json_objects(?, format = 'array', maximum_object_size = ?)", [uri, limits.max_line_bytes]))
 
 
 def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
@@ -345,8 +360,8 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall()]
         bad = con.execute(
             "SELECT (line - 1)::BIGINT AS source_line, left(min(csv_line), ?)::VARCHAR AS raw, "
-            "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; ' ORDER BY error_message))::VARCHAR AS file_error "
-            "FROM _csv_rejects GROUP BY line ORDER BY line", [RAW_CUT]
+            "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; ' ORDER BY error_message))::VARCHAR AS file_error, "
+            "NULL::INTEGER AS max_keys FROM _csv_rejects GROUP BY line ORDER BY line", [RAW_CUT]
         ).fetch_arrow_table().cast(RAW_SCHEMA)
         # Number the good rows as in the file, around the rejected ones: the g-th good row is line
         # g + (rejected lines r_k with r_k - k < g).
@@ -354,7 +369,7 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         thresholds = rejected - np.arange(1, len(rejected) + 1)
         for batch in _batches(con.execute(
                 f"SELECT (row_number() OVER ())::BIGINT AS source_line, {_flat_select(columns, paths, csv=True)} AS raw, "
-                f"NULL::VARCHAR AS file_error FROM _csv")):
+                f"NULL::VARCHAR AS file_error, NULL::INTEGER AS max_keys FROM _csv")):
             if len(rejected):
                 g = batch.column("source_line").to_numpy()
                 batch = batch.set_column(0, "source_line", pa.array(g + np.searchsorted(thresholds, g, side="left"), pa.int64()))
@@ -374,7 +389,7 @@ def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]
         return
     yield from _batches(con.execute(
         f"SELECT (file_row_number + 1)::BIGINT AS source_line, {_flat_select(columns, paths, csv=False)} AS raw, "
-        f"NULL::VARCHAR AS file_error FROM read_parquet(?, file_row_number = true)", [uri]))
+        f"NULL::VARCHAR AS file_error, NULL::INTEGER AS max_keys FROM read_parquet(?, file_row_number = true)", [uri]))
 
 
 # --- One entry point ----------------------------------------------------------------------------

@@ -37,13 +37,17 @@ def _levels(contract: SourceContract, flat: bool) -> dict[str, set[str]]:
     return levels
 
 
-def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, str]:
-    """(keys, odd keys test, duplicate keys, unknown fields) expressions over `obj`, `k` (the keys
-    of every object level the contract reads) and `values` (how many of its fields have one). The test is
-    cheap: more keys than fields and objects found means a duplicate or an unknown key (or a
-    field that is JSON null); only those rows are then looked at key by key."""
+def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, str, str]:
+    """(keys, levels found, odd keys test, duplicate keys, unknown fields) expressions over `obj`,
+    `v` (the record's `from_json` value), `k` (the keys of every object level the contract reads)
+    and `values` (how many of its fields have one). The test is cheap: more keys than fields and
+    objects found means a duplicate or an unknown key (or a field that is JSON null); only those
+    rows are then looked at key by key. The keys themselves are listed only where the bound the
+    splitter counted (`max_keys`) leaves room for one too many: levels found from `v` are never
+    more than the keys' own count of them (a JSON null level counts there, not here)."""
     levels = _levels(contract, flat)
     names = list(levels)
+    found = " + ".join(f"(v.{'.'.join(ident(p) for p in n.split('.'))} IS NOT NULL)::INTEGER" for n in names if n) or "0"
     keys = "json_keys(obj, [" + ", ".join(sql_str(json_path(n, flat) if n else "$") for n in names) + "])"
     dups, unknown = [], []
     for i, level in enumerate(names, start=1):
@@ -53,7 +57,7 @@ def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, st
         unknown.append(f"list_transform(list_filter(k[{i}], x -> NOT list_contains({known}, x)), x -> {sql_str(prefix)} || x)")
     # keys found = fields with a value + object levels present below the root
     odd = "len(flatten(k)) > values + list_aggregate(k, 'count') - 1"
-    return (keys, odd, f"list_distinct(flatten([{', '.join(dups)}]))", f"nullif(flatten([{', '.join(unknown)}]), [])")
+    return (keys, found, odd, f"list_distinct(flatten([{', '.join(dups)}]))", f"nullif(flatten([{', '.join(unknown)}]), [])")
 
 
 def json_path(path: str, flat: bool) -> str:
@@ -143,7 +147,7 @@ def _rules(f: Field, s: str, v: str) -> list[str]:
 
 
 def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: EventTimeRange | None = None) -> str:
-    """SELECT over `staged` (arrival_hour, source_file, source_line, raw, file_error) giving the
+    """SELECT over `staged` (arrival_hour, source_file, source_line, raw, file_error, max_keys) giving the
     lake columns of `contract`, plus `reason` (NULL for a valid record), `raw` (of quarantined
     records) and `unknown_fields` (keys the contract does not name: schema drift, kept out)."""
     fields = contract.fields
@@ -194,7 +198,7 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: 
         event_id = f"md5(to_json(struct_pack({packed}))::VARCHAR)"
 
     own = ",\n    ".join(f"{typed[f.path]}::{f.lake_type} AS {ident(f.column)}" for f in contract.own_columns)
-    keys, odd_keys, dup_keys, unknown_fields = _key_checks(contract, flat)
+    keys, levels_found, odd_keys, dup_keys, unknown_fields = _key_checks(contract, flat)
     rules.append("CASE WHEN len(dup_keys) > 0 THEN 'duplicate key ' || array_to_string(dup_keys[:5], ', ') "
                  "|| ' in the record: its value is ambiguous' END")
     rule_list = ",\n        ".join(rules)
@@ -210,7 +214,8 @@ WITH parsed AS (  -- NULL for text that is not JSON; an array or a scalar gives 
   FROM checked
 ), extracted AS (
   SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
-         CASE WHEN is_object THEN v END AS v, values, {keys} AS k
+         CASE WHEN is_object THEN v END AS v, values,
+         CASE WHEN max_keys IS NULL OR max_keys > values + {levels_found} THEN {keys} END AS k
   FROM objects
 ), keyed AS (  -- k kept only where the cheap test finds more keys than fields: NULL elsewhere
   SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM extracted
