@@ -48,4 +48,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location, built when Dagster loads it: importing this module builds nothing (the
+    CLI builds its own from its settings)."""
+    return build_definitions()
