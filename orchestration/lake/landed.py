@@ -359,7 +359,12 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
         ledgers.append(ledger)
         on_hour(ledger)
 
+    # Several hours run side by side (one typed while the one before is written), each query on a
+    # thread of its own: given DuckDB's second thread, each query's caller spin-waited on it.
+    side_by_side = len(arrival_hours) > 1
     try:
+        if side_by_side:
+            con.execute("SET threads = 1")
         paths.sweep_leftovers(contract.name, lake, arrival_hours)
         found = scan_landing(contract, landing, arrival_hours)
         ahead = ReadAhead([(info.key, partial(landing.open, info.key)) for hour in arrival_hours
@@ -390,6 +395,8 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
             publisher.close()
         if ahead is not None:
             ahead.close()
+        if side_by_side:
+            con.execute("RESET threads")
     return ledgers
 
 

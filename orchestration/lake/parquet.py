@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Callable
@@ -42,18 +43,17 @@ def write_file(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str
 
 
 def on_cursors(con: duckdb.DuckDBPyConnection, jobs: list[Callable[[duckdb.DuckDBPyConnection], None]]) -> None:
-    """Run each job on a cursor of its own, as many at once as DuckDB has threads: small writes run
-    faster side by side than one after another (bench/README.md). DuckDB's thread count is left
-    alone: each change of it hands all of DuckDB's free memory back to the system (its scheduler
-    flushes the allocator), which the next query faults in again. Tables the jobs read must be
-    visible to cursors of `con` (not TEMP)."""
-    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    """Run each job on a cursor of its own, as many at once as the machine has cores: small writes
+    run faster side by side than one after another (bench/README.md). DuckDB's thread count is
+    left alone: each change of it hands all of DuckDB's free memory back to the system (its
+    scheduler flushes the allocator), which the next query faults in again. Tables the jobs read
+    must be visible to cursors of `con` (not TEMP)."""
 
     def run(job: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         with con.cursor() as cursor:
             job(cursor)
 
-    with ThreadPoolExecutor(max(1, min(threads, len(jobs)))) as pool:
+    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, len(jobs)))) as pool:
         for done in [pool.submit(run, job) for job in jobs]:
             done.result()
 

@@ -4,8 +4,9 @@ Every reader yields Arrow tables with the same columns, whatever the format: `so
 line of a text file, or row of a CSV / Parquet file), `raw` (the record as JSON text: the line
 itself for JSON Lines, a flattened object keyed by the contract's dotted paths for CSV and
 Parquet), `file_error` (set when the record cannot be read as one: a line too long, not UTF-8,
-the rest of a file past its size limit) and `max_keys` (at most how many keys the record holds,
-counted from its text by the JSON Lines splitter; NULL where not counted). Text is decompressed and split as a stream, a chunk at a
+the rest of a file past its size limit) and `max_keys` (at most how many keys the record holds:
+counted from its text by the JSON Lines splitter, its cells with a value for CSV and Parquet;
+NULL where not counted). Text is decompressed and split as a stream, a chunk at a
 time, so neither a gzip bomb nor a 1 GB line is ever held whole; DuckDB reads CSV, Parquet and
 JSON arrays itself, under its memory limit.
 
@@ -331,6 +332,11 @@ def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
     return "('{' || concat_ws(',', " + ", ".join(members) + ") || '}')::VARCHAR"
 
 
+def _flat_keys(columns: list[str]) -> str:
+    """How many keys `_flat_select` gives a row: its cells with a value (the bound is exact)."""
+    return "(" + " + ".join(f"({ident(col)} IS NOT NULL)::INTEGER" for col in columns) + ")::INTEGER" if columns else "0"
+
+
 def _duplicate_columns(columns: list[str], paths: dict[str, str]) -> list[str]:
     seen, dupes = set(), []
     for col in columns:
@@ -369,7 +375,7 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         thresholds = rejected - np.arange(1, len(rejected) + 1)
         for batch in _batches(con.execute(
                 f"SELECT (row_number() OVER ())::BIGINT AS source_line, {_flat_select(columns, paths, csv=True)} AS raw, "
-                f"NULL::VARCHAR AS file_error, NULL::INTEGER AS max_keys FROM _csv")):
+                f"NULL::VARCHAR AS file_error, {_flat_keys(columns)} AS max_keys FROM _csv")):
             if len(rejected):
                 g = batch.column("source_line").to_numpy()
                 batch = batch.set_column(0, "source_line", pa.array(g + np.searchsorted(thresholds, g, side="left"), pa.int64()))
@@ -389,7 +395,7 @@ def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]
         return
     yield from _batches(con.execute(
         f"SELECT (file_row_number + 1)::BIGINT AS source_line, {_flat_select(columns, paths, csv=False)} AS raw, "
-        f"NULL::VARCHAR AS file_error, NULL::INTEGER AS max_keys FROM read_parquet(?, file_row_number = true)", [uri]))
+        f"NULL::VARCHAR AS file_error, {_flat_keys(columns)} AS max_keys FROM read_parquet(?, file_row_number = true)", [uri]))
 
 
 # --- One entry point ----------------------------------------------------------------------------
