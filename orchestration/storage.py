@@ -46,6 +46,7 @@ class FileInfo:
 class Store:
     root: str
     writes_in_place = False  # True where each write is atomic (S3): nothing staged, nothing left behind
+    remote = False  # True where reads and writes are network requests (S3), which DuckDB's threads overlap
 
     def root_exists(self) -> bool:
         raise NotImplementedError
@@ -321,6 +322,7 @@ class S3Store(Store):
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
 
     writes_in_place = True  # object writes are atomic
+    remote = True
 
     def staging_key(self, final_key: str) -> str:
         return final_key

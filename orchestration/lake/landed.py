@@ -360,8 +360,9 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
         on_hour(ledger)
 
     # Several hours run side by side (one typed while the one before is written), each query on a
-    # thread of its own: given DuckDB's second thread, each query's caller spin-waited on it.
-    side_by_side = len(arrival_hours) > 1
+    # thread of its own: given DuckDB's second thread, each query's caller spin-waited on it. Not
+    # on S3, where DuckDB's threads overlap the network requests of its reads and writes.
+    side_by_side = len(arrival_hours) > 1 and not (landing.remote or lake.remote)
     try:
         if side_by_side:
             con.execute("SET threads = 1")
