@@ -99,13 +99,13 @@ def _file_reason(exc: BaseException) -> str:
 
 
 class _HourWriter:
-    """Typed records of one arrival hour in the DuckDB table `table` (held under DuckDB's memory
-    limit, spilled to disk past it; not TEMP, so the writes' cursors see it): raw batches are held
-    up to FLUSH_BYTES, then typed at once."""
+    """Typed records of one arrival hour in the DuckDB table `table` (an identifier; held under
+    DuckDB's memory limit, spilled to disk past it; not TEMP, so the writes' cursors see it): raw
+    batches are held up to FLUSH_BYTES, then typed at once."""
 
     def __init__(self, contract: SourceContract, arrival_hour: datetime, con: duckdb.DuckDBPyConnection,
                  rules: LandingRules, table: str, ahead: ReadAhead | None = None):
-        self.contract, self.con, self.rules, self.table, self.ahead = contract, con, rules, ident(table), ahead
+        self.contract, self.con, self.rules, self.table, self.ahead = contract, con, rules, table, ahead
         self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
         self.pending: list[tuple[str, bool, pa.Table]] = []  # (file, flat, raw records) not yet in the table
         self.pending_bytes = 0
@@ -201,7 +201,7 @@ class _TypedHour:
 
     ledger: LandedLedger
     new_hours: dict[datetime, int]  # event hour -> rows landed
-    table: str
+    table: str  # its identifier
 
 
 def _type_hour(contract: SourceContract, landing: Store, arrival_hour: datetime, con: duckdb.DuckDBPyConnection,
@@ -212,23 +212,23 @@ def _type_hour(contract: SourceContract, landing: Store, arrival_hour: datetime,
     ledger = LandedLedger(source=contract.name, arrival_hour=arrival_hour)
     ledger.files = len(found.files)
     ledger.files_reported = dict(found.reported)
-    table = f"_typed_{arrival_hour:%Y%m%d%H}"
+    table = ident(f"_typed_{arrival_hour:%Y%m%d%H}")
     writer = _HourWriter(contract, arrival_hour, con, rules, table, ahead)
     for info, fmt in found.files:
         empty = writer.land_file(landing, info.key, fmt)
         if empty:
             ledger.files_reported[info.key] = empty
     writer.flush()
-    new_hours = _account(con, ident(table), ledger)
+    new_hours = _account(con, table, ledger)
     if run_ids:
         con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT event_id, date_trunc('hour', event_ts), arrival_hour "
-                    f"FROM {ident(table)} WHERE reason IS NULL")
+                    f"FROM {table} WHERE reason IS NULL")
     return _TypedHour(ledger, new_hours, table)
 
 
 def _publish_hour(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, typed: _TypedHour) -> None:
     """Write a typed hour's landed and quarantined rows in place of what the hour held, then drop its table."""
-    ledger, table = typed.ledger, ident(typed.table)
+    ledger, table = typed.ledger, typed.table
     _publish_landed(contract, lake, con, table, ledger.arrival_hour, typed.new_hours, ledger)
     ledger.event_hours_affected = sorted({*ledger.event_hours_touched, *ledger.event_hours_removed})  # land_hours adds later copies
     _publish_quarantine(lake, con, table, ledger.arrival_hour, ledger)
@@ -363,41 +363,38 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
     # thread of its own: given DuckDB's second thread, each query's caller spin-waited on it. Not
     # on S3, where DuckDB's threads overlap the network requests of its reads and writes.
     side_by_side = len(arrival_hours) > 1 and not (landing.remote or lake.remote)
-    try:
-        if side_by_side:
-            con.execute("SET threads = 1")
-        paths.sweep_leftovers(contract.name, lake, arrival_hours)
-        found = scan_landing(contract, landing, arrival_hours)
-        ahead = ReadAhead([(info.key, partial(landing.open, info.key)) for hour in arrival_hours
-                           for info, fmt in found[hour].files if is_text(fmt)], rules.limits)
-        publisher = _Publisher(contract, lake, con, published)
-        per_chunk = CHUNK // timedelta(hours=1)
-        for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
-            con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
-            for hour in arrival_hours[i : i + per_chunk]:
-                typed = _type_hour(contract, landing, hour, con, rules, found[hour], "_run_ids", ahead)
-                typed.ledger.inputs = found[hour].digest()
-                publisher.submit(typed)
-            publisher.wait()
-            later = _later_copies(contract, lake, con, "_run_ids")
-            for ledger in ledgers[i:]:  # each hour lists its own: a run's list on each of its hours grew with the run squared
-                ledger.event_hours_affected = sorted({*ledger.event_hours_affected,
-                                                      *later.get(ledger.arrival_hour.replace(tzinfo=None), ())})
-            con.execute("DROP TABLE _run_ids")
-    except Exception as exc:
-        if publisher is not None:
-            with contextlib.suppress(Exception):  # the hour in flight counts if it was published
+    with duckdb_settings(con, **({"threads": 1} if side_by_side else {})):
+        try:
+            paths.sweep_leftovers(contract.name, lake, arrival_hours)
+            found = scan_landing(contract, landing, arrival_hours)
+            ahead = ReadAhead([(info.key, partial(landing.open, info.key)) for hour in arrival_hours
+                               for info, fmt in found[hour].files if is_text(fmt)], rules.limits)
+            publisher = _Publisher(contract, lake, con, published)
+            per_chunk = CHUNK // timedelta(hours=1)
+            for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
+                con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
+                for hour in arrival_hours[i : i + per_chunk]:
+                    typed = _type_hour(contract, landing, hour, con, rules, found[hour], "_run_ids", ahead)
+                    typed.ledger.inputs = found[hour].digest()
+                    publisher.submit(typed)
                 publisher.wait()
-        if ledgers or _store_failure(exc):
-            raise LandingInterrupted(exc, ledgers) from exc
-        raise
-    finally:
-        if publisher is not None:
-            publisher.close()
-        if ahead is not None:
-            ahead.close()
-        if side_by_side:
-            con.execute("RESET threads")
+                later = _later_copies(contract, lake, con, "_run_ids")
+                for ledger in ledgers[i:]:  # each hour lists its own: a run's list on each of its hours grew with the run squared
+                    ledger.event_hours_affected = sorted({*ledger.event_hours_affected,
+                                                          *later.get(ledger.arrival_hour.replace(tzinfo=None), ())})
+                con.execute("DROP TABLE _run_ids")
+        except Exception as exc:
+            if publisher is not None:
+                with contextlib.suppress(Exception):  # the hour in flight counts if it was published
+                    publisher.wait()
+            if ledgers or _store_failure(exc):
+                raise LandingInterrupted(exc, ledgers) from exc
+            raise
+        finally:
+            if publisher is not None:
+                publisher.close()
+            if ahead is not None:
+                ahead.close()
     return ledgers
 
 
