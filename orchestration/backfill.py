@@ -171,7 +171,7 @@ def run_backfill(settings: Settings, start: datetime, end: datetime, sources: li
         raise ValueError("--end must be after --start")
     if start < settings.start:
         raise ValueError(f"--start is before the first partition {format_hour(settings.start)} (WAREHOUSE_START)")
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, marts=marts)
     known = sorted(load_source_contracts())
     sources = sources or known
     unknown = set(sources) - set(known)

@@ -169,7 +169,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     try:
-        server = make_server(build_resources(settings)["landing"].store(), settings.altis_hook_secret,
+        server = make_server(build_resources(settings, dbt=False)["landing"].store(), settings.altis_hook_secret,
                              settings.altis_hook_max_bytes, args.host, args.port)
     except AltisHookNotConfigured as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -197,7 +197,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from orchestration.resources import build_resources
 
     settings = Settings.from_env()
-    store = build_resources(settings)["landing"].store()
+    store = build_resources(settings, dbt=False)["landing"].store()
     try:
         if args.vendor == "atomic":
             from orchestration.pullers.atomic import AtomicApiError, pull_atomic

@@ -12,13 +12,13 @@ import yaml
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from orchestration.assets.ingestion import events_key, landed_key
-from orchestration.assets.marts import DBT_ASSETS_NAME
 
 PULL_JOB = "pull_vendor_exports"
 PULL_DAY_JOB = "pull_vendor_exports_by_day"  # pullers partitioned by day (Altis)
 LAND_JOB = "land_arrival_hours"
 EVENTS_JOB = "build_event_hours"
 MARTS_JOB = "build_marts"
+DBT_ASSETS_NAME = "warehouse_dbt"  # the dbt assets of the whole-table models; the partitioned ones add `_<partitioning>`
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The code location as workspace.yaml (`make dev`) loads it: its module and its name.
 _LOCATION = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"][0]["python_module"]

@@ -12,7 +12,6 @@ import dagster as dg
 import duckdb
 from dagster_aws.s3 import S3Resource
 
-from orchestration.dbt_project import dbt_resource
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Access, S3Store, Store, duckdb_connection, duckdb_file_lock
 
@@ -105,12 +104,17 @@ class WarehouseResource(dg.ConfigurableResource):
         return {r[0] for r in con.sql("select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def build_resources(settings: Settings, dbt: bool = True) -> dict[str, dg.ConfigurableResource]:
+    """The code location's resources; `dbt` (dagster-dbt's, which imports dbt) only if asked."""
     s3 = s3_resource(settings)
-    return {
+    resources = {
         "landing": StorageResource(root=settings.landing, s3=s3),
         "lake": StorageResource(root=settings.lake, s3=s3),
         "warehouse": WarehouseResource(path=settings.duckdb_path,
                                        lock_timeout_seconds=settings.duckdb_lock_timeout_seconds),
-        "dbt": dbt_resource(),
     }
+    if dbt:
+        from orchestration.dbt_project import dbt_resource
+
+        resources["dbt"] = dbt_resource()
+    return resources

@@ -20,10 +20,10 @@ from orchestration.assets.ingestion import events_key
 from orchestration.contracts import MartContract, SourceContract, load_mart_contracts, load_source_contracts
 from orchestration.dbt_project import DBT_PROJECT, DBT_PROJECT_DIR
 from orchestration.dbt_runner import dbt_build
+from orchestration.jobs import DBT_ASSETS_NAME
 from orchestration.partitions import run_window
 from orchestration.resources import WAREHOUSE_POOL, StorageResource, WarehouseResource
 
-DBT_ASSETS_NAME = "warehouse_dbt"  # the whole-table models; the partitioned ones add `_<partitioning>`
 # One target folder per dbt step of a run under target/runs/: removed when the step succeeds; a
 # failed one (its dbt.log) is kept, the newest KEEP_FAILED_RUNS of them.
 DBT_RUNS_DIR = Path("target") / "runs"

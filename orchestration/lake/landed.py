@@ -25,6 +25,7 @@ from orchestration.sources.readers import (DamagedFile, ReadAhead, ReadLimits, e
 from orchestration.sources.records import EventTimeRange, lake_columns, typed_records_sql
 from orchestration.sql import column_list, ident, sql_str
 from orchestration.storage import UNORDERED, Store, duckdb_settings
+from orchestration.threads import yield_to_main_thread
 
 UTC = timezone.utc
 VECTOR_ROWS = 2048  # DuckDB's vector size
@@ -401,13 +402,14 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
 class _Publisher:
     """Publishes a typed hour on a thread while the next hour is read and typed, one hour in flight,
     in order: an hour's writes ran on one core (its rows are one DuckDB row group, which one thread
-    scans) while the other idled (bench/README.md)."""
+    scans) while the other idled (bench/README.md). Its thread (and the writes' threads it starts)
+    runs at a lower priority: the typing on the main thread is the run's critical path."""
 
     def __init__(self, contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
                  published: Callable[[LandedLedger], None]):
         self.contract, self.lake, self.published = contract, lake, published
         self.cursor = con.cursor()
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="publish")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="publish", initializer=yield_to_main_thread)
         self.pending: tuple[Future, LandedLedger] | None = None
 
     def submit(self, typed: _TypedHour) -> None:
