@@ -4,6 +4,7 @@
 
 import hashlib
 import json
+import time
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -21,6 +22,9 @@ from orchestration.sources.records import EventTimeRange
 
 LEDGER_CHECK = "ledger_balances"
 WINDOW_HOURS = DEDUPE_WINDOW // timedelta(hours=1)
+# A run logs its progress (a stored event of its log each) at most this often: one per hour of a
+# long range was ~10 ms of an hour of its critical path (bench/README.md).
+PROGRESS_SECONDS = 5
 
 
 def landed_key(source: str) -> dg.AssetKey:
@@ -155,11 +159,14 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     def landed(context: dg.AssetExecutionContext, landing: StorageResource, lake: StorageResource):
         start, end = context.partition_time_window
         hours = hours_between(start, end)
-        done = iter(range(1, len(hours) + 1))
+        done, said = iter(range(1, len(hours) + 1)), [time.monotonic()]
 
-        def landed_one(l: LandedLedger) -> None:  # progress in the run's log
-            context.log.info(f"{source} arrival hour {format_hour(l.arrival_hour)} landed ({next(done)}/{len(hours)}): "
-                             f"{l.files} files, {l.rows_landed} rows landed, {l.rows_quarantined} quarantined")
+        def landed_one(l: LandedLedger) -> None:  # progress in the run's log, every PROGRESS_SECONDS at most
+            n = next(done)
+            if n == len(hours) or time.monotonic() - said[0] >= PROGRESS_SECONDS:
+                said[0] = time.monotonic()
+                context.log.info(f"{source} arrival hour {format_hour(l.arrival_hour)} landed ({n}/{len(hours)}): "
+                                 f"{l.files} files, {l.rows_landed} rows landed, {l.rows_quarantined} quarantined")
 
         try:
             with lake_duckdb(landing, lake) as con:
