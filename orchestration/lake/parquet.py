@@ -19,7 +19,7 @@ from orchestration.storage import UNORDERED, Store, duckdb_settings
 PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 # The landed layer is read once or twice, and an arrival hour writes one big file and a small one
 # per late hour: zstd's set-up per column of each small file made it 8 ms a file; snappy halves it.
-LANDED_PARQUET = "FORMAT parquet, COMPRESSION snappy"
+LANDED_PARQUET = "FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION V2"
 
 
 def event_hour_sql(ts_column: str = "event_ts") -> str:
