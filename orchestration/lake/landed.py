@@ -21,7 +21,7 @@ from orchestration.lake.parquet import (LANDED_PARQUET, event_hour_sql, on_curso
 from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.landing import HourFiles, scan_landing
 from orchestration.sources.readers import (DamagedFile, ReadAhead, ReadLimits, empty_table, file_error_table,
-                                           is_flat, is_text, read_batches)
+                                           is_flat, read_batches)
 from orchestration.sources.records import EventTimeRange, lake_columns, typed_records_sql
 from orchestration.sql import column_list, ident, sql_str
 from orchestration.storage import UNORDERED, Store, duckdb_settings
@@ -99,6 +99,11 @@ def _file_reason(exc: BaseException) -> str:
     return f"unreadable file: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
 
 
+def key_map(contract: SourceContract) -> dict[str, str]:
+    """The contract's dotted paths by their lower case: flattened files' columns match them so."""
+    return {f.path.lower(): f.path for f in contract.fields}
+
+
 class _HourWriter:
     """Typed records of one arrival hour in the DuckDB table `table` (an identifier; held under
     DuckDB's memory limit, spilled to disk past it; not TEMP, so the writes' cursors see it): raw
@@ -162,16 +167,12 @@ class _HourWriter:
 
     def read(self, landing: Store, key: str, fmt: str, damaged: str | None = None) -> int:
         flat = is_flat(fmt)
-        if damaged is None and self.ahead is not None and is_text(fmt):
+        if damaged is None and self.ahead is not None:
             batches = self.ahead.batches(key)
         else:
-            batches = read_batches(fmt, landing.uri(key), lambda: landing.open(key), self.con, self.key_map,
+            batches = read_batches(fmt, landing.uri(key), lambda: landing.open(key), self.con, key_map(self.contract),
                                    self.rules.limits, damaged)
         return sum(self.add(batch, key, flat) for batch in batches)
-
-    @property
-    def key_map(self) -> dict[str, str]:
-        return {f.path.lower(): f.path for f in self.contract.fields}
 
     def land_file(self, landing: Store, key: str, fmt: str) -> str | None:
         """Read one file into the hour's table, isolating its failures; returns why it gave no records, if so."""
@@ -354,7 +355,7 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
     carries the ledgers of the hours published."""
     if not landing.root_exists():
         raise FileNotFoundError(f"the landing root {landing.root} does not exist: check {LANDING_VARIABLE}")
-    ledgers, ahead, publisher = [], None, None
+    ledgers, ahead, reader, publisher = [], None, None, None
 
     def published(ledger: LandedLedger) -> None:
         ledgers.append(ledger)
@@ -368,8 +369,10 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
         try:
             paths.sweep_leftovers(contract.name, lake, arrival_hours)
             found = scan_landing(contract, landing, arrival_hours)
-            ahead = ReadAhead([(info.key, partial(landing.open, info.key)) for hour in arrival_hours
-                               for info, fmt in found[hour].files if is_text(fmt)], rules.limits)
+            reader = con.cursor()  # CSV and Parquet files read ahead by DuckDB, beside the typing
+            ahead = ReadAhead([(info.key, partial(read_batches, fmt, landing.uri(info.key), partial(landing.open, info.key),
+                                                  reader, key_map(contract), rules.limits))
+                               for hour in arrival_hours for info, fmt in found[hour].files])
             publisher = _Publisher(contract, lake, con, published)
             per_chunk = CHUNK // timedelta(hours=1)
             for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
@@ -396,6 +399,8 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
                 publisher.close()
             if ahead is not None:
                 ahead.close()
+            if reader is not None:
+                reader.close()
     return ledgers
 
 

@@ -17,6 +17,7 @@ so that every record of it is quarantined with that reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -242,16 +243,17 @@ def is_text(fmt: str) -> bool:
 
 
 class ReadAhead:
-    """The JSON Lines files of a run, read and split in order on one thread, at most `depth`
-    batches ahead of the caller: reading the next files (zlib, numpy and Arrow release the GIL)
-    overlaps DuckDB's work on the ones before. `batches(key)` gives one file's batches, files asked
-    in the order given (one skipped is passed over); an error of the reader reaches the caller
-    where it happened, after the batches before it. Memory: `depth` batches of CHUNK_BYTES."""
+    """The files of a run, read in order on one thread, at most `depth` batches ahead of the caller:
+    reading the next files (zlib, numpy and Arrow release the GIL; DuckDB reads CSV and Parquet on
+    a cursor of its own) overlaps DuckDB's work on the ones before. `files` pairs each key with
+    what reads its batches (`read_batches` of it); `batches(key)` gives one file's batches, files
+    asked in the order given (one skipped is passed over); an error of the reader reaches the
+    caller where it happened, after the batches before it. Memory: `depth` batches."""
 
-    def __init__(self, files: list[tuple[str, Callable[[], IO[bytes]]]], limits: ReadLimits, depth: int = 4):
+    def __init__(self, files: list[tuple[str, Callable[[], Iterator[pa.Table]]]], depth: int = 4):
         self._waiting: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
-        self._files, self._limits = files, limits
+        self._files = files
         self._worker = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
         self._worker.start()
 
@@ -270,10 +272,10 @@ class ReadAhead:
         self._put(("", "done", None))
 
     def _run(self) -> None:
-        for key, open_stream in self._files:
+        for key, read in self._files:
             try:
-                with open_stream() as stream:
-                    for batch in read_json_lines(stream, self._limits):
+                with contextlib.closing(read()) as batches:  # a reader stopped early cleans up here, on its thread
+                    for batch in batches:
                         if not self._put((key, "batch", batch)):
                             return
             except BaseException as exc:  # handed to the caller, raised there
