@@ -1,4 +1,4 @@
-"""The dedupe rule of the events layer, on small hand-made Omny deliveries."""
+"""The dedupe rule of the events layer, and the landed ledger's counts, on small hand-made Omny deliveries."""
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -131,3 +131,21 @@ def test_relanding_an_hour_is_idempotent(wh):
     again, _ = wh.land(H(5, 3))
     assert sorted(wh.lake.list("omny/")) == before
     assert (again[0].rows_landed, again[0].rows_quarantined) == (first[0].rows_landed, first[0].rows_quarantined) == (1, 1)
+
+
+def test_the_landed_ledger_counts_lateness_by_whole_hours_between_event_and_arrival(wh):
+    arrival = H(5, 12)
+    offsets = {"ahead": [-2], "0-1h": [0, 1], "2-6h": [2, 6], "7-24h": [7, 24], "over_24h": [25]}
+    records = [record(f"{bucket}-{h}", arrival - timedelta(hours=h) + timedelta(minutes=59))
+               for bucket, hours in offsets.items() for h in hours]
+    records.append({**record("drifted", arrival), "Extra": 1})  # a field the contract does not name
+    records.append({k: v for k, v in record("no-id", arrival).items() if k != "EventId"})  # quarantined: not late
+    wh.deliver(arrival, records)
+    (ledger,), _ = wh.land(arrival)
+    assert ledger.lateness == {"ahead": 1, "0-1h": 3, "2-6h": 2, "7-24h": 2, "over_24h": 1}  # "drifted" is on time
+    assert (ledger.late_events, ledger.beyond_window) == (5, 1)
+    assert (ledger.rows_read, ledger.rows_landed, ledger.rows_quarantined) == (10, 9, 1)
+    assert ledger.quarantine_reasons == {"missing required field EventId": 1}
+    assert ledger.schema_drift == {"Extra": 1}
+    assert ledger.event_hours_touched == {"2026-01-04T11": 1, "2026-01-04T12": 1, "2026-01-05T05": 1, "2026-01-05T06": 1,
+                                          "2026-01-05T10": 1, "2026-01-05T11": 1, "2026-01-05T12": 2, "2026-01-05T14": 1}

@@ -250,34 +250,39 @@ def land_hour(contract: SourceContract, landing: Store, lake: Store, arrival_hou
 
 
 def _account(con: duckdb.DuckDBPyConnection, typed: str, ledger: LandedLedger) -> dict[datetime, int]:
-    """The ledger's counts from the table `typed`: rows, quarantine reasons, schema drift, event
-    hours and lateness. Returns the rows of each event hour landed."""
-    ledger.rows_read, ledger.rows_landed, ledger.rows_quarantined = con.execute(f"""
-        SELECT count(*), count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM {typed}
-    """).fetchone()
-    ledger.quarantine_reasons = dict(con.execute(f"""
-        SELECT split_part(reason, '; ', 1) AS r, count(*) FROM {typed} WHERE reason IS NOT NULL
-        GROUP BY r ORDER BY count(*) DESC, r
-    """).fetchall())
-    ledger.schema_drift = dict(con.execute(f"""
-        SELECT field, count(*) FROM (SELECT unnest(unknown_fields) AS field FROM {typed} WHERE unknown_fields IS NOT NULL)
-        GROUP BY field ORDER BY count(*) DESC, field
-    """).fetchall())
+    """The ledger's counts from the table `typed`, in two queries: rows, quarantine reasons, schema
+    drift, event hours, and lateness (from the event hours). Returns the rows of each event hour landed."""
     hours = con.execute(f"""
         SELECT date_trunc('hour', event_ts) AS h, count(*) FROM {typed} WHERE reason IS NULL GROUP BY h ORDER BY h
     """).fetchall()
+    counts = con.execute(f"""
+        SELECT 'reason', split_part(reason, '; ', 1), count(*) FROM {typed} WHERE reason IS NOT NULL GROUP BY ALL
+        UNION ALL
+        SELECT 'drift', field, count(*) FROM (SELECT unnest(unknown_fields) AS field FROM {typed} WHERE unknown_fields IS NOT NULL)
+        GROUP BY ALL
+    """).fetchall()
+
+    def most_first(kind: str) -> dict[str, int]:
+        return dict(sorted(((key, n) for k, key, n in counts if k == kind), key=lambda kn: (-kn[1], kn[0])))
+
+    ledger.quarantine_reasons, ledger.schema_drift = most_first("reason"), most_first("drift")
     new_hours = {h.replace(tzinfo=UTC): n for h, n in hours}
     ledger.event_hours_touched = {format_hour(h): n for h, n in new_hours.items()}
-    lateness = dict(con.execute(f"""
-        SELECT CASE WHEN hours < 0 THEN 'ahead' WHEN hours <= 1 THEN '0-1h' WHEN hours <= 6 THEN '2-6h'
-                    WHEN hours <= 24 THEN '7-24h' ELSE 'over_24h' END AS bucket, count(*)
-        FROM (SELECT datediff('hour', date_trunc('hour', event_ts), arrival_hour) AS hours FROM {typed} WHERE reason IS NULL)
-        GROUP BY bucket
-    """).fetchall())
-    ledger.lateness = {b: lateness.get(b, 0) for b in LATENESS_BUCKETS}
-    ledger.late_events = sum(lateness.get(b, 0) for b in ("2-6h", "7-24h", "over_24h"))
-    ledger.beyond_window = lateness.get("over_24h", 0)
+    ledger.rows_landed, ledger.rows_quarantined = sum(new_hours.values()), sum(ledger.quarantine_reasons.values())
+    ledger.rows_read = ledger.rows_landed + ledger.rows_quarantined
+    ledger.lateness = dict.fromkeys(LATENESS_BUCKETS, 0)
+    for hour, n in new_hours.items():
+        ledger.lateness[_lateness_bucket((ledger.arrival_hour - hour) // timedelta(hours=1))] += n
+    ledger.late_events = sum(ledger.lateness[b] for b in ("2-6h", "7-24h", "over_24h"))
+    ledger.beyond_window = ledger.lateness["over_24h"]
     return new_hours
+
+
+def _lateness_bucket(hours: int) -> str:
+    """The LATENESS_BUCKETS bucket of an event hour `hours` before its arrival hour."""
+    if hours < 0:
+        return "ahead"
+    return "0-1h" if hours <= 1 else "2-6h" if hours <= 6 else "7-24h" if hours <= 24 else "over_24h"
 
 
 def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, typed: str,
