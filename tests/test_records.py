@@ -116,20 +116,33 @@ def _keys_in(value) -> int:
     return 0
 
 
-@pytest.mark.parametrize("text", [
+KEYED_TEXTS = [
     '{"a":1,"b":{"c":2,"d":[{"e":3}]}}',
     '{"a" : 1, "b"\t:2, "c"\r:3, "d"  :  {"e" :4}}',  # JSON whitespace before a colon
     '{"a":"x:y", "b":"\\":", "c":"http://h:80"}',  # colons inside strings
     '{"a\\"":1, "\\\\":2, "é":3}',  # keys ending in an escaped quote or backslash
     '{"a":1,"a":2,"a":{"a":3,"a":4}}',  # duplicates
     '{}',
-])
+]
+
+
+@pytest.mark.parametrize("text", KEYED_TEXTS)
 def test_the_key_bound_is_never_below_the_keys_a_record_holds(text):
     """The splitter's `max_keys` lets the contract query skip listing keys: an undercount would let
     a duplicate or unknown key through unseen."""
     buf = np.frombuffer(text.encode(), np.uint8)
     (bound,) = key_bounds(buf, np.array([len(buf)]))
     assert bound >= _keys_in(json.loads(text, object_pairs_hook=list))
+
+
+def test_each_line_of_a_chunk_gets_its_own_key_bound():
+    """The splitter counts a whole chunk at once: each line's bound is what it holds alone, none
+    taken from the line before or after (CR line ends and an empty line among them)."""
+    lines = [t.encode() for t in KEYED_TEXTS] + [b"", b'{"x" :1}\r']
+    chunk = b"\n".join(lines) + b"\n"
+    buf = np.frombuffer(chunk, np.uint8)
+    alone = [int(key_bounds(np.frombuffer(line, np.uint8), np.array([len(line)]))[0]) for line in lines]
+    assert key_bounds(buf, np.flatnonzero(buf == 10)).tolist() == alone
 
 
 def test_duplicate_and_unknown_keys_are_found_whatever_the_spacing(contracts):

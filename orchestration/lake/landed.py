@@ -210,7 +210,7 @@ def _type_hour(contract: SourceContract, landing: Store, arrival_hour: datetime,
                rules: LandingRules, found: HourFiles, run_ids: str | None, ahead: ReadAhead | None) -> _TypedHour:
     """Read and type every file of the hour into a table of its own, and count it in the ledger; the
     ids landed go to the table `run_ids` (event_id, event_hour, arrival_hour) when it is named, and
-    `ahead` reads the hour's JSON Lines files ahead, on a thread."""
+    `ahead` has read the hour's files ahead, on a thread."""
     ledger = LandedLedger(source=contract.name, arrival_hour=arrival_hour)
     ledger.files = len(found.files)
     ledger.files_reported = dict(found.reported)
@@ -374,9 +374,9 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
         try:
             paths.sweep_leftovers(contract.name, lake, arrival_hours)
             found = scan_landing(contract, landing, arrival_hours)
-            reader = con.cursor()  # CSV and Parquet files read ahead by DuckDB, beside the typing
+            reader, columns = con.cursor(), key_map(contract)  # CSV and Parquet files read ahead by DuckDB, beside the typing
             ahead = ReadAhead([(info.key, partial(read_batches, fmt, landing.uri(info.key), partial(landing.open, info.key),
-                                                  reader, key_map(contract), rules.limits))
+                                                  reader, columns, rules.limits))
                                for hour in arrival_hours for info, fmt in found[hour].files])
             publisher = _Publisher(contract, lake, con, published)
             per_chunk = CHUNK // timedelta(hours=1)
