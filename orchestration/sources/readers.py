@@ -28,6 +28,7 @@ from typing import IO, Callable, Iterator
 import duckdb
 import numpy as np
 import pyarrow as pa
+from isal import isal_zlib  # zlib's API, a third of its time to gunzip (bench/README.md)
 
 from orchestration.sql import ident, sql_str
 from orchestration.threads import yield_to_main_thread
@@ -81,20 +82,20 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
             yield data
             data = stream.read(READ_BYTES)
         return
-    d, in_member = zlib.decompressobj(wbits=31), False
+    d, in_member = isal_zlib.decompressobj(wbits=31), False
     while True:
         while data:
             in_member = True
             try:
                 out = d.decompress(data, CHUNK_BYTES)
-            except zlib.error as exc:
+            except (isal_zlib.error, zlib.error) as exc:
                 raise DamagedFile(f"corrupt gzip file: {exc}") from None
             if out:
                 yield out
             data = d.unconsumed_tail
             if d.eof:  # another gzip member may follow
                 data = d.unused_data + data
-                d, in_member = zlib.decompressobj(wbits=31), False
+                d, in_member = isal_zlib.decompressobj(wbits=31), False
         data = stream.read(READ_BYTES)
         if not data:
             break
