@@ -426,9 +426,10 @@ def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: object) -> Iterato
             con.execute(f"RESET {name}")
 
 
-# Statements free to produce rows in any order, so DuckDB runs them on every thread: with insertion
-# order kept, the contract query ran on one core (bench/README.md). Only where no reader relies on
-# the order rows come in.
+# Rows in any order: with insertion order kept, the contract query ran on one core, and even on one
+# thread the landing took ~0.4 s more (bench/README.md). A setting of the DuckDB instance, seen by
+# every cursor: set it only where no query relies on the order rows come in, and never beside a
+# running query (SET then crashed DuckDB).
 UNORDERED = {"preserve_insertion_order": "false"}
 
 

@@ -153,9 +153,8 @@ class _HourWriter:
             table = pa.concat_tables(tables)
             self.con.register("_batch", pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema))
             try:
-                with duckdb_settings(self.con, **UNORDERED):
-                    self.con.execute(f"INSERT INTO {self.table} BY NAME " +
-                                     typed_records_sql(self.contract, "_batch", flat, self.rules.times))
+                self.con.execute(f"INSERT INTO {self.table} BY NAME " +
+                                 typed_records_sql(self.contract, "_batch", flat, self.rules.times))
             finally:
                 self.con.unregister("_batch")
         self.pending, self.pending_bytes = [], 0
@@ -397,9 +396,12 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
 
     # Several hours run side by side (one typed while the one before is written), each query on a
     # thread of its own: given DuckDB's second thread, each query's caller spin-waited on it. Not
-    # on S3, where DuckDB's threads overlap the network requests of its reads and writes.
+    # on S3, where DuckDB's threads overlap the network requests of its reads and writes. Settings
+    # are the DuckDB instance's, for every cursor: set once, before any thread starts (a SET beside
+    # a running query crashed DuckDB). Rows in any order then: on one thread, readers that number
+    # rows as they come (CSV, JSON arrays) still see them in order.
     side_by_side = len(arrival_hours) > 1 and not (landing.remote or lake.remote)
-    with duckdb_settings(con, **({"threads": 1} if side_by_side else {})):
+    with duckdb_settings(con, **({"threads": 1, **UNORDERED} if side_by_side else {})):
         try:
             paths.sweep_leftovers(contract.name, lake, arrival_hours)
             found = scan_landing(contract, landing, arrival_hours)

@@ -12,7 +12,7 @@ import duckdb
 from orchestration.lake import paths
 from orchestration.settings import HOUR_FORMAT
 from orchestration.sql import sql_str
-from orchestration.storage import UNORDERED, Store, duckdb_settings
+from orchestration.storage import Store
 
 # zstd at level 1 for what is kept and read often (events, quarantine): as fast to write as no
 # compression for big files, smaller than DuckDB's default level 3, which cost a quarter more.
@@ -28,12 +28,11 @@ def event_hour_sql(ts_column: str = "event_ts") -> str:
 
 
 def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, folder: str,
-                      parquet: str = PARQUET, **settings: object) -> None:
+                      parquet: str = PARQUET) -> None:
     """COPY `query` (with a text `event_hour` column) into `folder/event_hour=H/part_0.parquet`."""
     lake.prepare(folder + "/_")
-    with duckdb_settings(con, **UNORDERED, **settings):
-        con.execute(f"COPY ({query}) TO {sql_str(lake.uri(folder))} ({parquet}, "
-                    f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
+    con.execute(f"COPY ({query}) TO {sql_str(lake.uri(folder))} ({parquet}, "
+                f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
 
 
 def write_file(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str, parquet: str = PARQUET) -> None:
