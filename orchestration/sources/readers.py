@@ -21,7 +21,6 @@ import contextlib
 import json
 import queue
 import threading
-import zlib
 from dataclasses import dataclass
 from typing import IO, Callable, Iterator
 
@@ -88,7 +87,7 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
             in_member = True
             try:
                 out = d.decompress(data, CHUNK_BYTES)
-            except (isal_zlib.error, zlib.error) as exc:
+            except isal_zlib.error as exc:
                 raise DamagedFile(f"corrupt gzip file: {exc}") from None
             if out:
                 yield out
@@ -245,7 +244,7 @@ def is_text(fmt: str) -> bool:
 
 class ReadAhead:
     """The files of a run, read in order on one thread, at most `depth` batches ahead of the caller:
-    reading the next files (zlib, numpy and Arrow release the GIL; DuckDB reads CSV and Parquet on
+    reading the next files (isal's gunzip, numpy and Arrow release the GIL; DuckDB reads CSV and Parquet on
     a cursor of its own) overlaps DuckDB's work on the ones before. `files` pairs each key with
     what reads its batches (`read_batches` of it); `batches(key)` gives one file's batches, files
     asked in the order given (one skipped is passed over); an error of the reader reaches the
