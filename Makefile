@@ -15,7 +15,7 @@ $(UV):
 install: $(UV)  ## the pinned environment, from uv.lock, and the dbt project's manifest
 	$(UV) sync --frozen --quiet --compile-bytecode
 	$(UV) run --frozen dagster-dbt project prepare-and-package --file orchestration/dbt_project.py >/dev/null
-	@mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n' > $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || cp orchestration/dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # datacontract-cli in its own environment (its dependencies clash with ours), pinned by its own uv.lock.
 DATACONTRACT_DIR := data_contracts/datacontract-cli

@@ -93,10 +93,12 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
 def core(landing: Path, work: Path, hours: int) -> tuple[float, float, int]:
     """Landing + events of `landing`'s Omny files through the CLI: (seconds, peak MB, events kept)."""
     import duckdb
+
+    from orchestration.instance_storage import INSTANCE_YAML
     lake = work / "lake"
     home = work / "dagster_home"  # an instance on disk, as `make demo` has (not the UI's)
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copy(INSTANCE_YAML, home / "dagster.yaml")  # the instance `make install` configures
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.update(WAREHOUSE_LANDING=str(landing), WAREHOUSE_LAKE=str(lake), WAREHOUSE_DUCKDB=str(work / "warehouse.duckdb"),
                WAREHOUSE_START=f"{START - timedelta(days=2):%Y-%m-%dT%H}")

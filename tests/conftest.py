@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,18 @@ def warehouse_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return tmp_path
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Dagster instance on disk, configured as `make install` configures the demo's."""
+    from orchestration.instance_storage import INSTANCE_YAML
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(INSTANCE_YAML, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -110,13 +110,10 @@ def test_each_partition_of_a_range_run_carries_its_own_ledger(tmp_path):
     assert by_hour["2026-01-05T11"]["event_hours_affected"].value == ["2026-01-05T11"]
 
 
-def test_sensors_after_a_backfill_request_nothing(tmp_path, monkeypatch):
+def test_sensors_after_a_backfill_request_nothing(tmp_path, dagster_home):
     """`make dev` right after `make demo`: the sensors see the demo's work as done, not as new."""
     from orchestration.backfill import run_backfill
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     settings, defs, _ = setup(tmp_path)
     hour = datetime(2026, 1, 5, 10, tzinfo=UTC)
     omny_file(Path(settings.landing), hour, "a", [("a1", hour), ("a2", hour - timedelta(hours=3))])

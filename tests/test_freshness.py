@@ -91,10 +91,8 @@ def test_freshness_checks_fail_when_an_hour_is_stale_and_pass_after_it_lands(tmp
     assert now.timestamp() < fresh_until <= now.timestamp() + 3600 + 60  # evaluated again within the hour
 
 
-def test_a_mart_is_stale_when_its_events_changed_more_than_an_hour_ago_and_fresh_once_rebuilt(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the backfill's runs and this test share one instance
+def test_a_mart_is_stale_when_its_events_changed_more_than_an_hour_ago_and_fresh_once_rebuilt(tmp_path, dagster_home):
+    # the backfill's runs and this test share one instance (`dagster_home`)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
                         duckdb_path=str(tmp_path / "w.duckdb"), start=hour - timedelta(days=1))

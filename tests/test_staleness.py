@@ -29,12 +29,9 @@ def stale_partitions(defs, instance) -> dict[str, list[str]]:
     return out
 
 
-def test_a_rerun_that_changed_nothing_leaves_nothing_unsynced(tmp_path, monkeypatch):
+def test_a_rerun_that_changed_nothing_leaves_nothing_unsynced(tmp_path, dagster_home):
     from orchestration.backfill import run_backfill
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     settings, defs, _ = setup(tmp_path)
     ten, eleven, noon = (datetime(2026, 1, 5, h, tzinfo=UTC) for h in (10, 11, 12))
     omny_file(Path(settings.landing), ten, "a", [("a1", ten), ("a2", ten - timedelta(hours=3))])

@@ -102,16 +102,13 @@ def test_a_permanent_outage_fails_clearly_naming_the_endpoint_never_the_secret(s
 
 
 def test_a_backfill_on_s3_rides_out_errors_and_an_outage_signing_with_a_secret_full_of_quotes(
-        tmp_path, monkeypatch, capfd, caplog):
+        tmp_path, monkeypatch, capfd, caplog, dagster_home):
     """Against an S3 server that checks every signature against SECRET, through a proxy where
     DuckDB's first requests and every 30th request fail (503, 500) and, a little way in, every
     request for 3 s (503 SlowDown):
     boto (the stores) and DuckDB (the lake steps, and dbt's connections through our plugin) retry
     with backoff and sign with the secret, the lake ends up exactly as without faults, and no
     log, error, Dagster run storage or DuckDB file holds the secret."""
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     caplog.set_level(logging.DEBUG)
 
     with AuthMotoServer(SECRET) as moto, FaultProxy(moto.endpoint) as proxy:
