@@ -109,8 +109,8 @@ def lake_contract(c: SourceContract) -> dict:
         out["team"] = doc.team.model_dump(exclude_none=True, by_alias=True, mode="json")
     out["description"] = {
         "purpose": f"The events layer of {c.name}: one row per event, deduplicated within 24 hours and filed under "
-                   f"the hour it happened, one Parquet file per event hour "
-                   f"({{lake}}/{c.name}/events/event_hour=YYYY-MM-DDTHH/part_0.parquet). The records: {purpose}",
+                   f"the hour it happened, in a folder of Parquet files per event hour "
+                   f"({{lake}}/{c.name}/events/event_hour=YYYY-MM-DDTHH/*.parquet). The records: {purpose}",
         "usage": "Read by dbt's staging views and by anyone with a Parquet reader (hive partitioning on event_hour). "
                  "Generated from the source contract, which is the schema's one home.",
         "limitations": "An event id is unique within its event hour and its 24-hour dedupe window; copies delivered "

@@ -82,6 +82,10 @@ class Store:
     def delete(self, keys: Iterable[str]) -> None:
         raise NotImplementedError
 
+    def copy(self, source_key: str, key: str) -> None:
+        """Copy the file `source_key` to `key`, bytes unchanged (within the store: no download)."""
+        raise NotImplementedError
+
     def prepare(self, key: str) -> None:
         """Make `key` writable by DuckDB's COPY (local folders must exist first)."""
 
@@ -198,6 +202,10 @@ class LocalStore(Store):
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def copy(self, source_key: str, key: str) -> None:
+        self.prepare(key)  # a real copy (the kernel's), not a link: the two layers never share a file
+        shutil.copyfile(self._path(source_key), self._path(key))
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -324,15 +332,16 @@ class S3Store(Store):
     writes_in_place = True  # object writes are atomic
     remote = True
 
+    def copy(self, source_key: str, key: str) -> None:
+        self.client.copy_object(Bucket=self.bucket, Key=self.prefix + key,
+                                CopySource={"Bucket": self.bucket, "Key": self.prefix + source_key})
+
     def staging_key(self, final_key: str) -> str:
         return final_key
 
     def publish(self, staging_key: str, final_key: str) -> None:
         if staging_key != final_key:
-            self.client.copy_object(
-                Bucket=self.bucket, Key=self.prefix + final_key,
-                CopySource={"Bucket": self.bucket, "Key": self.prefix + staging_key},
-            )
+            self.copy(staging_key, final_key)
             self.delete([staging_key])
 
     def sweep_leftovers(self, prefix: str, older_than: timedelta) -> list[str]:

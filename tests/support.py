@@ -65,8 +65,9 @@ def expected_omny_ids(landing: Path) -> dict[str, set[str]]:
 def events_ids(lake: Path, source: str) -> dict[str, set[str]]:
     """The event ids of each event hour of `source`'s events layer (none twice in an hour)."""
     out = {}
-    for f in sorted((lake / source / "events").glob("event_hour=*/*.parquet")):
-        ids = [r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet('{f}', hive_partitioning = false)").fetchall()]
-        assert len(ids) == len(set(ids)), f"duplicate ids in {f}"
-        out[f.parent.name.split("=", 1)[1]] = set(ids)
+    for folder in sorted((lake / source / "events").glob("event_hour=*")):
+        files = [str(f) for f in sorted(folder.glob("*.parquet"))]
+        ids = [r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet({files}, hive_partitioning = false)").fetchall()] if files else []
+        assert len(ids) == len(set(ids)), f"duplicate ids in {folder}"
+        out[folder.name.split("=", 1)[1]] = set(ids)
     return out

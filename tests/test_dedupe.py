@@ -37,11 +37,11 @@ class Warehouse:
         return build_event_hours(self.contract, self.lake, start, end, self.con)
 
     def events(self, hour):
-        key = paths.events_file("omny", hour)
-        if not self.lake.exists(key):
+        files = self.lake.list(paths.events_partition("omny", hour) + "/")
+        if not files:
             return []
         return duckdb.sql(f"SELECT event_id, arrival_hour, source_file, source_line, clip_title FROM "
-                          f"'{self.lake.uri(key)}' ORDER BY event_id").fetchall()
+                          f"read_parquet({[self.lake.uri(k) for k in files]}) ORDER BY event_id").fetchall()
 
 
 @pytest.fixture
@@ -149,3 +149,35 @@ def test_the_landed_ledger_counts_lateness_by_whole_hours_between_event_and_arri
     assert ledger.schema_drift == {"Extra": 1}
     assert ledger.event_hours_touched == {"2026-01-04T11": 1, "2026-01-04T12": 1, "2026-01-05T05": 1, "2026-01-05T06": 1,
                                           "2026-01-05T10": 1, "2026-01-05T11": 1, "2026-01-05T12": 2, "2026-01-05T14": 1}
+
+
+def test_an_hours_first_copies_reach_the_events_layer_whole_and_its_further_copies_never(wh):
+    ts = H(5, 3) + timedelta(minutes=20)
+    wh.deliver(H(5, 3), [record("a", ts, "first"), record("b", ts), record("a", ts, "again"), record("c", H(5, 2))])
+    wh.land(H(5, 3))
+    landed = Path(wh.lake.uri(paths.landed_partition("omny", H(5, 3))))
+    first_copies = landed / "event_hour=2026-01-05T03" / paths.FIRST_COPIES_FILE
+    ids = lambda f: sorted(duckdb.sql(f"SELECT event_id, source_line FROM '{f}'").fetchall())
+    assert ids(first_copies) == [("a", 1), ("b", 2)]
+    assert ids(landed / "event_hour=2026-01-05T03" / paths.DATA_FILE) == [("a", 3)]  # delivered again: apart
+    ledgers = wh.build(H(5, 2), H(5, 4))
+    assert [(r[0], r[4]) for r in wh.events(H(5, 3))] == [("a", "first"), ("b", "t")]
+    assert [r[0] for r in wh.events(H(5, 2))] == ["c"]
+    events = Path(wh.lake.uri(paths.events_partition("omny", H(5, 3))))
+    assert [f.name for f in events.iterdir()] == [paths.events_copy_name(H(5, 3))]  # the landed file, copied
+    assert (events / paths.events_copy_name(H(5, 3))).read_bytes() == first_copies.read_bytes()
+    assert [(lg.rows_in, lg.rows_kept, lg.duplicates_in_hour, lg.written_rows) for lg in ledgers] == [(1, 1, 0, 1), (3, 2, 1, 2)]
+
+
+def test_relanding_an_hour_without_its_further_copies_leaves_no_file_or_marker_of_them(wh):
+    ts = H(5, 3) + timedelta(minutes=20)
+    wh.deliver(H(5, 3), [record("a", ts, "first"), record("a", ts, "again")])
+    wh.land(H(5, 3))
+    index = paths.index_prefix("omny", H(5, 3))
+    assert [k.rsplit("/", 1)[-1] for k in wh.lake.list(index)] == ["arrival_hour=2026-01-05T03", "arrival_hour=2026-01-05T03.first_copies"]
+    wh.deliver(H(5, 3), [record("a", ts, "first")])  # the vendor re-sends the file, fixed
+    wh.land(H(5, 3))
+    assert [k.rsplit("/", 1)[-1] for k in wh.lake.list(index)] == ["arrival_hour=2026-01-05T03.first_copies"]
+    assert [k.rsplit("/", 1)[-1] for k in wh.lake.list(paths.landed_partition("omny", H(5, 3)) + "/")] == [paths.FIRST_COPIES_FILE]
+    (ledger,) = wh.build(H(5, 3), H(5, 4))
+    assert [(r[0], r[4]) for r in wh.events(H(5, 3))] == [("a", "first")] and (ledger.rows_in, ledger.rows_kept) == (1, 1)

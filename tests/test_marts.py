@@ -230,17 +230,18 @@ def test_a_mart_breaking_its_contract_fails_its_check_naming_rule_and_row(built,
     root, settings, _ = built
     # A bad row in the layer below: an Airkit session event with a device class outside the contract.
     hour = START + timedelta(hours=3)
-    part = Path(settings.lake) / "airkit" / "events" / f"event_hour={format_hour(hour)}" / "part_0.parquet"
-    backup = tmp_path / "part_0.parquet"
-    shutil.copy(part, backup)
+    partition = Path(settings.lake) / "airkit" / "events" / f"event_hour={format_hour(hour)}"
+    backup = tmp_path / "backup"
+    shutil.copytree(partition, backup)
     # A session all of whose events happened in that hour.
     session = query(settings, f"""select session_id from marts.fct_sessions where source = 'airkit'
         and started_at >= TIMESTAMP '{hour:%Y-%m-%d %H}:00:00' and ended_at < TIMESTAMP '{hour:%Y-%m-%d %H}:59:59'
         order by session_id limit 1""")[0][0]
     bad = tmp_path / "bad.parquet"
-    duckdb.sql(f"""copy (select * replace (case when session_id = '{session}' then 'Phablet' else device_class end
-        as device_class) from read_parquet('{part}', hive_partitioning = false)) to '{bad}' (format parquet)""")
-    shutil.copy(bad, part)
+    for part in partition.glob("*.parquet"):  # the hour's files: written, or landed ones copied whole
+        duckdb.sql(f"""copy (select * replace (case when session_id = '{session}' then 'Phablet' else device_class end
+            as device_class) from read_parquet('{part}', hive_partitioning = false)) to '{bad}' (format parquet)""")
+        shutil.copy(bad, part)
     try:
         report = run_marts(settings, format_hour(hour), format_hour(hour))
         failed = {tuple(check.split(".", 1)): message for check, message in (f.split(": ", 1) for f in report.failed_checks)}
@@ -251,7 +252,7 @@ def test_a_mart_breaking_its_contract_fails_its_check_naming_rule_and_row(built,
         assert any(name.startswith("accepted_values_fct_sessions_device_class") for (_, name) in failed), failed
         assert [k for k in failed if k[0] != "fct_sessions"] == []
     finally:
-        shutil.copy(backup, part)
+        shutil.copytree(backup, partition, dirs_exist_ok=True)
         assert run_marts(settings, format_hour(hour), format_hour(hour)).ok
 
 

@@ -43,15 +43,17 @@ def test_land_and_build_events_on_s3(s3_env, tmp_path, monkeypatch):
     assert any(k.startswith("warehouse/omny/landed/arrival_hour=") for k in keys)
     assert any(k.startswith("warehouse/omny/quarantine/arrival_hour=") for k in keys)
     assert not any(".staging" in k for k in keys)
+    assert any(k.startswith("warehouse/omny/events/") and "/first_copies_" in k for k in keys)  # copied within S3
 
     con = duckdb_connection(S3Access.of(client, boto3.session.Session()))
-    actual = {}
+    rows: dict[str, list[str]] = {}  # an event hour's ids, from each of its files
     for key in keys:
         if key.startswith("warehouse/omny/events/"):
             hour = key.split("event_hour=")[1].split("/")[0]
-            ids = {r[0] for r in con.execute(f"SELECT event_id FROM read_parquet('s3://lake/{key}', hive_partitioning = false)").fetchall()}
-            if ids:
-                actual[hour] = ids
+            rows.setdefault(hour, []).extend(
+                r[0] for r in con.execute(f"SELECT event_id FROM read_parquet('s3://lake/{key}', hive_partitioning = false)").fetchall())
+    assert all(len(ids) == len(set(ids)) for ids in rows.values())
+    actual = {hour: set(ids) for hour, ids in rows.items() if ids}
     assert actual == expected_omny_ids(landing)
     # a second run over S3 changes nothing
     # dbt read the lake on S3 (httpfs from the PyPI package, credentials from the boto3 chain)

@@ -3,6 +3,8 @@
 Event hour H keeps, of the landed rows of H (from every arrival hour), the copy delivered first
 (earliest arrival hour, then file, then line), and drops every id that already has a landed
 copy in one of the 24 event hours before H. The answer depends only on what has landed.
+An hour's folder holds the winners written (DATA_FILE) and each landed first-copies file none of
+whose rows is dropped, copied whole: most rows are not decoded and encoded a second time.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class EventsLedger:
     duplicates_dropped: int = 0
     duplicates_in_hour: int = 0  # further copies in the same event hour
     duplicates_in_window: int = 0  # ids already landed in the 24 event hours before
-    written_rows: int = 0  # counted back from the file written
+    written_rows: int = 0  # counted back from the files written
     arrival_hours: int = 0  # arrival hours contributing landed rows
 
     @property
@@ -70,12 +72,12 @@ WHERE event_hour >= TIMESTAMP '{start}' AND event_hour < TIMESTAMP '{end}'
 # Not TEMP: the writes run on cursors of the connection.
 DROPPED_SQL = """
 CREATE OR REPLACE TABLE _dropped AS
-SELECT source_file, source_line
+SELECT source_file, source_line, landed_file
 FROM (
-    SELECT l.source_file, l.source_line, w.in_window,
+    SELECT l.source_file, l.source_line, l.filename AS landed_file, w.in_window,
            row_number() OVER (PARTITION BY l.event_id, w.event_hour
                               ORDER BY l.arrival_hour, l.source_file, l.source_line) AS copy
-    FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false) l
+    FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false, filename = true) l
     JOIN (SELECT * FROM _winners WHERE copies > 1 OR in_window) w
       ON l.event_id = w.event_id AND date_trunc('hour', l.event_ts) = w.event_hour
 )
@@ -122,37 +124,54 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
     target_files = [f for h in targets for f in files_by_hour.get(h, [])]
     staging = lake.staging_key(paths.events_prefix(source))
     kept_hours = [h for h in targets if stats.get(h, (0, 0))[1]]
-    if kept_hours:  # a file per event hour, each from that hour's landed files
+    files: dict[datetime, list[str]] = {}  # event hour -> its staged files
+    if kept_hours:
         con.execute(DROPPED_SQL.format(uris=", ".join(sql_str(lake.uri(k)) for k in target_files)))
-        write_files(con, lake, {_staged(staging, h): f"""
-            SELECT {column_list(lake_columns(contract), "l")}
-            FROM read_parquet([{", ".join(sql_str(lake.uri(k)) for k in files_by_hour[h])}],
-                              union_by_name = true, hive_partitioning = false) l
-            ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line
-            """ for h in kept_hours})
-    written = {}
+        with_dropped = {uri for (uri,) in con.execute("SELECT DISTINCT landed_file FROM _dropped").fetchall()}
+        # A landed first-copies file none of whose rows is dropped is copied whole (bytes, no decoding):
+        # most of an hour's rows, on time and delivered once, arrive so.
+        whole = {h: [k for k in files_by_hour[h] if k.endswith("/" + paths.FIRST_COPIES_FILE)
+                     and lake.uri(k) not in with_dropped] for h in kept_hours}
+        whole_rows = rows_written(con, lake, [k for keys in whole.values() for k in keys])
+        queries = {}
+        for h in kept_hours:
+            files[h] = []
+            for key in whole[h]:
+                files[h].append(f"{_staged(staging, h)}/{paths.events_copy_name(paths.hour_from_key(key, 'arrival_hour'))}")
+                lake.copy(key, files[h][-1])
+            if stats[h][1] > sum(whole_rows[k] for k in whole[h]):  # winners in other files: written
+                rest = [k for k in files_by_hour[h] if k not in whole[h]]
+                files[h].append(f"{_staged(staging, h)}/{paths.DATA_FILE}")
+                queries[files[h][-1]] = f"""
+                    SELECT {column_list(lake_columns(contract), "l")}
+                    FROM read_parquet([{", ".join(sql_str(lake.uri(k)) for k in rest)}],
+                                      union_by_name = true, hive_partitioning = false) l
+                    ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line"""
+        write_files(con, lake, queries)
+    published: dict[datetime, list[str]] = {}
     for hour in targets:
         ledger = EventsLedger(source=source, event_hour=hour, arrival_hours=len(files_by_hour.get(hour, [])))
-        key = paths.events_file(source, hour)
+        partition = paths.events_partition(source, hour)
         n_in, kept, in_hour, in_window = map(int, stats.get(hour, (0, 0, 0, 0)))
         ledger.rows_in, ledger.rows_kept, ledger.duplicates_in_hour, ledger.duplicates_in_window = n_in, kept, in_hour, in_window
         ledger.duplicates_dropped = in_hour + in_window
-        if kept:
-            lake.publish(_staged(staging, hour), key)
-            written[key] = ledger
-        elif lake.exists(key):  # nothing left in this hour: neither is its file
-            lake.delete([key])
+        final = [partition + key[len(_staged(staging, hour)):] for key in files.get(hour, [])]
+        if final and staging != paths.events_prefix(source):
+            lake.publish(_staged(staging, hour), partition)
+        lake.delete([k for k in lake.list(partition + "/") if k not in final])  # nothing left, or a file of a run before
+        published[hour] = final
         ledgers.append(ledger)
     if staging != paths.events_prefix(source):
         lake.delete([staging])
-    for key, n in rows_written(con, lake, list(written)).items():
-        written[key].written_rows = n
+    counts = rows_written(con, lake, [k for keys in published.values() for k in keys])
+    for ledger in ledgers:
+        ledger.written_rows = sum(counts[k] for k in published[ledger.event_hour])
     con.execute("DROP TABLE IF EXISTS _winners; DROP TABLE IF EXISTS _dropped")
     return ledgers
 
 
 def _staged(staging: str, hour: datetime) -> str:
-    return f"{staging}/event_hour={format_hour(hour)}/{paths.DATA_FILE}"
+    return f"{staging}/event_hour={format_hour(hour)}"
 
 
 def event_hour_label(ledger: EventsLedger) -> str:

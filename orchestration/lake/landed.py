@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from orchestration.contracts import SourceContract
 from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
-from orchestration.lake.parquet import (LANDED_PARQUET, event_hour_sql, on_cursors, rows_written, write_file,
+from orchestration.lake.parquet import (LANDED_PARQUET, PARQUET, event_hour_sql, on_cursors, rows_written, write_file,
                                         write_partitioned)
 from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.landing import HourFiles, scan_landing
@@ -284,32 +284,62 @@ def _lateness_bucket(hours: int) -> str:
     return "0-1h" if hours <= 1 else "2-6h" if hours <= 6 else "7-24h" if hours <= 24 else "over_24h"
 
 
+# The further copies of an id within the arrival hour's main event hour: never kept by the
+# events layer (an earlier copy of the same hour and arrival hour is), so they are written apart
+# and the first copies' file can be copied whole into the events layer. Few: the window runs only
+# over the ids with more than one copy.
+REPEATS_SQL = """
+SELECT source_file, source_line FROM (
+    SELECT source_file, source_line,
+           row_number() OVER (PARTITION BY event_id ORDER BY source_file, source_line) AS copy
+    FROM {typed}
+    WHERE {in_main} AND event_id IN (SELECT event_id FROM {typed} WHERE {in_main} GROUP BY event_id HAVING count(*) > 1)
+) WHERE copy > 1
+"""
+
+
 def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection, typed: str,
                     arrival_hour: datetime, new_hours: dict[datetime, int], ledger: LandedLedger) -> None:
-    """Write the hour's landed rows whole to a staging place (one COPY, a file per event hour), index
-    them, then move them into place over what the hour held before."""
+    """Write the hour's landed rows whole to a staging place, index them, then move them into place
+    over what the hour held before. The main event hour's first copies go to FIRST_COPIES_FILE, in
+    the events layer's format; every other landed row to a DATA_FILE per event hour (one COPY)."""
     source = contract.name
     partition = paths.landed_partition(source, arrival_hour)
     old_keys = lake.list(partition + "/")
     old_hours = {paths.hour_from_key(k, "event_hour") for k in old_keys if "event_hour=" in k}
     ledger.event_hours_removed = sorted(format_hour(h) for h in old_hours - set(new_hours))
     staging = lake.staging_key(partition)
-    written = [f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}" for h in sorted(new_hours)]
+    written: dict[str, int] = {}  # staged key -> rows
     if new_hours:
         # Most rows happened in one hour (the arrival hour): its file is written beside the late
         # hours' small ones, each on one thread (on two, a write of small files ran at half the speed).
         main = max(new_hours, key=new_hours.get)
-        columns = column_list(lake_columns(contract))
-        in_main = f"reason IS NULL AND date_trunc('hour', event_ts) = TIMESTAMP '{main:%Y-%m-%d %H:00:00}'"
-        jobs = [partial(write_file, lake=lake, query=f"SELECT {columns} FROM {typed} WHERE {in_main}",
-                        key=f"{staging}/event_hour={format_hour(main)}/{paths.DATA_FILE}", parquet=LANDED_PARQUET)]
-        if len(new_hours) > 1:
+        columns = column_list(lake_columns(contract), "t")
+        in_main = f"t.reason IS NULL AND date_trunc('hour', t.event_ts) = TIMESTAMP '{main:%Y-%m-%d %H:00:00}'"
+        repeats = ident(f"_repeats_{arrival_hour:%Y%m%d%H}")  # not TEMP: the writes' cursors read it
+        con.execute(f"CREATE OR REPLACE TABLE {repeats} AS " + REPEATS_SQL.format(typed=f"{typed} t", in_main=in_main))
+        n_repeats = con.execute(f"SELECT count(*) FROM {repeats}").fetchone()[0]
+        same_row = "t.source_file = r.source_file AND t.source_line = r.source_line"
+        first_key = f"{staging}/event_hour={format_hour(main)}/{paths.FIRST_COPIES_FILE}"
+        written[first_key] = new_hours[main] - n_repeats
+        jobs = [partial(write_file, lake=lake, key=first_key, parquet=PARQUET,
+                        query=f"SELECT {columns} FROM {typed} t ANTI JOIN {repeats} r ON {same_row} WHERE {in_main}")]
+        rest = {h: n for h, n in new_hours.items() if h != main}
+        if n_repeats:
+            rest[main] = n_repeats
+        if rest:
+            others = (f"FROM {typed} t LEFT JOIN {repeats} r ON {same_row} "
+                      f"WHERE t.reason IS NULL AND (NOT ({in_main}) OR r.source_line IS NOT NULL)" if n_repeats else
+                      f"FROM {typed} t WHERE t.reason IS NULL AND NOT ({in_main})")
             jobs.append(partial(write_partitioned, lake=lake, folder=staging, parquet=LANDED_PARQUET,
-                                query=f"SELECT {columns}, {event_hour_sql()} AS event_hour FROM {typed} "
-                                      f"WHERE reason IS NULL AND NOT ({in_main})"))
+                                query=f"SELECT {columns}, {event_hour_sql('t.event_ts')} AS event_hour {others}"))
+            written.update({f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}": n for h, n in rest.items()})
         on_cursors(con, jobs)
-    for hour, n in new_hours.items():  # index first, so a reader never misses a landed file
-        lake.write_bytes(paths.index_marker(source, hour, arrival_hour), str(n).encode())
+        con.execute(f"DROP TABLE {repeats}")
+    final = {partition + key[len(staging):]: n for key, n in written.items()}
+    markers = {paths.index_marker_of(source, key): n for key, n in final.items()}
+    for marker, n in markers.items():  # index first, so a reader never misses a landed file
+        lake.write_bytes(marker, str(n).encode())
     paths.sweep_leftovers(source, lake, event_hours=sorted(new_hours))
     if written or old_keys:
         if staging != partition:
@@ -318,10 +348,9 @@ def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyC
             else:
                 lake.delete([partition])
         else:
-            lake.delete([k for k in old_keys if k not in set(written)])
-    lake.delete([paths.index_marker(source, h, arrival_hour) for h in old_hours - set(new_hours)])
-    final = [paths.landed_file(source, arrival_hour, h) for h in sorted(new_hours)]
-    ledger.written_landed = sum(rows_written(con, lake, final).values())
+            lake.delete([k for k in old_keys if k not in written])
+    lake.delete([m for m in {paths.index_marker_of(source, k) for k in old_keys if "event_hour=" in k} if m not in markers])
+    ledger.written_landed = sum(rows_written(con, lake, list(final)).values())
 
 
 def _publish_quarantine(lake: Store, con: duckdb.DuckDBPyConnection, typed: str, arrival_hour: datetime,

@@ -10,14 +10,18 @@ from orchestration.storage import Store, is_leftover
 DATA_FILE = "part_0.parquet"  # the one file DuckDB writes per hive partition (FILENAME_PATTERN part_{i})
 PARTITION_FILENAME_PATTERN = "part_{i}"
 PARTITION_GLOB = "*.parquet"  # every file of a hive partition
+# In an arrival hour's main event hour (the one most of its rows happened in), the first copy of
+# each id delivered in the arrival hour; its further copies go to DATA_FILE beside it. The events
+# layer copies this file whole when none of its rows is dropped (written in the events layer's format).
+FIRST_COPIES_FILE = "first_copies.parquet"
 
 
 def landed_partition(source: str, arrival_hour: datetime) -> str:
     return f"{source}/landed/arrival_hour={format_hour(arrival_hour)}"
 
 
-def landed_file(source: str, arrival_hour: datetime, event_hour: datetime) -> str:
-    return f"{landed_partition(source, arrival_hour)}/event_hour={format_hour(event_hour)}/{DATA_FILE}"
+def landed_file(source: str, arrival_hour: datetime, event_hour: datetime, name: str = DATA_FILE) -> str:
+    return f"{landed_partition(source, arrival_hour)}/event_hour={format_hour(event_hour)}/{name}"
 
 
 def index_prefix(source: str, event_hour: datetime) -> str:
@@ -26,8 +30,17 @@ def index_prefix(source: str, event_hour: datetime) -> str:
     return f"{source}/landed/_index/event_hour={format_hour(event_hour)}/"
 
 
-def index_marker(source: str, event_hour: datetime, arrival_hour: datetime) -> str:
-    return index_prefix(source, event_hour) + f"arrival_hour={format_hour(arrival_hour)}"
+def index_marker(source: str, event_hour: datetime, arrival_hour: datetime, name: str = DATA_FILE) -> str:
+    """The marker of one landed file (`name`, in the folder of `arrival_hour` and `event_hour`):
+    `arrival_hour=H` for DATA_FILE, `arrival_hour=H.<stem>` for another file."""
+    stem = "" if name == DATA_FILE else "." + name.removesuffix(".parquet")
+    return index_prefix(source, event_hour) + f"arrival_hour={format_hour(arrival_hour)}{stem}"
+
+
+def index_marker_of(source: str, landed_key: str) -> str:
+    """The marker of the landed file `landed_key`."""
+    return index_marker(source, hour_from_key(landed_key, "event_hour"), hour_from_key(landed_key, "arrival_hour"),
+                        landed_key.rsplit("/", 1)[-1])
 
 
 def quarantine_prefix(source: str) -> str:
@@ -71,15 +84,22 @@ def events_files(source: str, event_hour: str = "*") -> str:
 QUARANTINE_FILES = f"{quarantine_prefix('*')}/arrival_hour=*/{PARTITION_GLOB}"  # a glob of every source's quarantine
 
 
-def events_file(source: str, event_hour: datetime) -> str:
-    return f"{events_prefix(source)}/event_hour={format_hour(event_hour)}/{DATA_FILE}"
+def events_partition(source: str, event_hour: datetime) -> str:
+    """The folder of an event hour: DATA_FILE (the winners written) and the landed first-copies
+    files copied whole (`first_copies_<arrival hour>.parquet`)."""
+    return f"{events_prefix(source)}/event_hour={format_hour(event_hour)}"
+
+
+def events_copy_name(arrival_hour: datetime) -> str:
+    """The name, in an event hour's folder, of the landed first-copies file of `arrival_hour` copied whole."""
+    return f"first_copies_{format_hour(arrival_hour)}.parquet"
 
 
 def hour_from_key(key: str, name: str) -> datetime:
-    """The hour in a `name=YYYY-MM-DDTHH` path segment of `key`."""
+    """The hour in a `name=YYYY-MM-DDTHH` path segment of `key` (an index marker's may go on `.<stem>`)."""
     for part in key.split("/"):
         if part.startswith(name + "="):
-            return parse_hour(part.split("=", 1)[1])
+            return parse_hour(part.split("=", 1)[1].partition(".")[0])
     raise ValueError(f"no {name}= segment in {key!r}")
 
 
@@ -87,8 +107,10 @@ def landed_files_for(source: str, lake: Store, event_hour: datetime) -> list[str
     """Keys of the landed files holding rows of `event_hour`, across all arrival hours."""
     keys = []
     for marker in lake.list(index_prefix(source, event_hour)):
-        if is_leftover(marker.rsplit("/", 1)[-1]):  # a marker half-written by a killed run
+        name = marker.rsplit("/", 1)[-1]
+        if is_leftover(name):  # a marker half-written by a killed run
             continue
-        arrival = hour_from_key(marker, "arrival_hour")
-        keys.append(landed_file(source, arrival, event_hour))
+        stem = name.partition(".")[2]
+        keys.append(landed_file(source, hour_from_key(marker, "arrival_hour"), event_hour,
+                                f"{stem}.parquet" if stem else DATA_FILE))
     return keys
