@@ -248,9 +248,10 @@ class ReadAhead:
     a cursor of its own) overlaps DuckDB's work on the ones before. `files` pairs each key with
     what reads its batches (`read_batches` of it); `batches(key)` gives one file's batches, files
     asked in the order given (one skipped is passed over); an error of the reader reaches the
-    caller where it happened, after the batches before it. Memory: `depth` batches."""
+    caller where it happened, after the batches before it. Memory: `depth` batches (two keep the
+    typing fed as well as four did, with ~40 MB less at the peak; bench/README.md, "ninth")."""
 
-    def __init__(self, files: list[tuple[str, Callable[[], Iterator[pa.Table]]]], depth: int = 4):
+    def __init__(self, files: list[tuple[str, Callable[[], Iterator[pa.Table]]]], depth: int = 2):
         self._waiting: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._files = files
