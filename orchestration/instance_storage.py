@@ -12,8 +12,8 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteEventLogStorage
@@ -69,20 +69,25 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
-# A forked child must not use its parent's SQLite connections: it drops them unclosed, and the
-# lock (held by the parent's thread, perhaps) is made anew.
 _live: weakref.WeakSet[PooledSqliteEventLogStorage] = weakref.WeakSet()
 
 
 def _in_child() -> None:
+    """A forked child must not use its parent's SQLite connections: it drops them unclosed, and
+    makes the lock (held by a parent's thread, perhaps) anew."""
     for storage in list(_live):
         storage._db_lock = threading.Lock()
         storage._dispose_engines(close=False)
 
 
+def _at_exit() -> None:
+    """Closing a shard's last connection checkpoints its write-ahead log into the file."""
+    for storage in list(_live):
+        storage._dispose_engines()
+
+
 os.register_at_fork(after_in_child=_in_child)
-# Closing a shard's last connection checkpoints its write-ahead log into the file.
-atexit.register(lambda: [storage._dispose_engines() for storage in list(_live)])
+atexit.register(_at_exit)
 
 
 class WarehouseSqliteStorage(DagsterSqliteStorage):

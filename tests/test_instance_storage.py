@@ -33,20 +33,25 @@ def test_dagsters_own_storage_reads_every_run_the_pooled_event_log_wrote(tmp_pat
         report = run_backfill(settings, hour, hour + timedelta(hours=1), ["omny"], marts=False)
         assert report.ok, report.errors + report.failed_checks
 
-    ours = dg.DagsterInstance.get()
+    ours = dg.DagsterInstance.get()  # one pool through every run's shard: more shards than it keeps
     assert isinstance(ours.event_log_storage, PooledSqliteEventLogStorage)
+    runs = sorted(ours.get_runs(), key=lambda r: ours.get_run_record_by_id(r.run_id).create_timestamp)
+    assert len(runs) == 2 * len(hours) > KEPT_SHARDS
+    partitions = lambda instance, run: [e.asset_materialization.partition for e in instance.all_logs(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)]
+    for _ in range(2):  # the second time round, each shard is opened again after the pool let it go
+        assert [partitions(ours, r) for r in runs] == [[h.strftime("%Y-%m-%dT%H")] for h in hours for _ in (0, 1)]
+    assert len(ours.event_log_storage._engines) == KEPT_SHARDS
+
     with stock_instance(dagster_home, tmp_path / "stock") as stock:
         assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
-        runs = stock.get_runs()
-        assert len(runs) == 2 * len(hours) and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+        assert {r.status for r in stock.get_runs()} == {dg.DagsterRunStatus.SUCCESS}
         expected = {h.strftime("%Y-%m-%dT%H") for h in hours}
         for key in (landed_key("omny"), events_key("omny")):
             assert stock.get_materialized_partitions(key) == expected
-        # each run's own events too (its shard), the first runs' shards long let go by the pool
-        oldest = min(runs, key=lambda r: stock.get_run_record_by_id(r.run_id).create_timestamp)
-        logged = stock.all_logs(oldest.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-        assert [e.asset_materialization.partition for e in logged] == [hours[0].strftime("%Y-%m-%dT%H")]
+        assert [partitions(stock, r) for r in runs] == [partitions(ours, r) for r in runs]
 
-        ours.delete_run(oldest.run_id)  # through the pool: gone for the stock storage too
-        assert stock.get_run_by_id(oldest.run_id) is None
+        ours.delete_run(runs[0].run_id)  # its shard long let go by the pool: gone for the stock storage too
+        assert stock.get_run_by_id(runs[0].run_id) is None
+        assert stock.all_logs(runs[0].run_id) == []
         assert len(stock.get_runs()) == 2 * len(hours) - 1
