@@ -22,6 +22,12 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_lo
 from sqlalchemy.engine import Connection, Engine
 
 KEPT_SHARDS = 8  # the index shard and the runs written or read last; a webserver reads many runs
+# Dagster hands a run's planned and materialised partitions to `store_event_batch` in batches of
+# this many when DAGSTER_EVENT_BATCH_SIZE is set (else one by one); stored here in one transaction
+# a shard, one commit where each event made two (bench/README.md). Set for the processes whose
+# instance uses this storage, unless the environment says otherwise.
+EVENT_BATCH_SIZE = 1000
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -31,24 +37,52 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._batch = threading.local()  # .shards: shard -> its connection, in a transaction, while a batch is stored
         super().__init__(base_dir, inst_data)
         _live.add(self)
 
+    def _engine(self, shard: str) -> Engine:
+        """The shard's engine, kept; called under the storage's lock."""
+        engine = self._engines.pop(shard, None)
+        if engine is None:
+            engine = create_engine(self.conn_string_for_shard(shard),
+                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+        self._engines[shard] = engine  # the most recent last
+        while len(self._engines) > KEPT_SHARDS:
+            self._engines.popitem(last=False)[1].dispose()
+        return engine
+
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
+        batch = getattr(self._batch, "shards", None)
+        if batch is not None:  # storing a batch: the shard's one transaction, committed at its end
+            if shard not in batch:
+                conn = self._engine(shard).connect()
+                conn.begin()
+                batch[shard] = conn
+            yield batch[shard]
+            return
         with self._db_lock:
-            engine = self._engines.pop(shard, None)
-            if engine is None:
-                engine = create_engine(self.conn_string_for_shard(shard),
-                                       connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-                if shard not in self._initialized_dbs:
-                    self._initdb(engine)
-                    self._initialized_dbs.add(shard)
-            self._engines[shard] = engine  # the most recent last
-            while len(self._engines) > KEPT_SHARDS:
-                self._engines.popitem(last=False)[1].dispose()
-            with engine.connect() as conn, conn.begin():
+            with self._engine(shard).connect() as conn, conn.begin():
                 yield conn
+
+    def store_event_batch(self, events) -> None:
+        """The events one by one as `store_event` stores them, in one transaction per shard: all of
+        them or, on an error (Dagster then stores them one by one), none."""
+        with self._db_lock:
+            self._batch.shards = batch = {}
+            try:
+                for event in events:
+                    self.store_event(event)
+                for conn in batch.values():
+                    conn.commit()
+            finally:
+                self._batch.shards = None
+                for conn in batch.values():
+                    conn.close()  # rolls back what was not committed
 
     def _dispose_engines(self, close: bool = True) -> None:
         with self._db_lock:

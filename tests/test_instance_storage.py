@@ -2,10 +2,12 @@
 storage with its event log keeping connections. What it writes is Dagster's own: the UI's stock
 storage reads the same runs and materialisations, whatever shards the pool kept or let go."""
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from omny_files import omny_file
 from orchestration.assets.ingestion import events_key, landed_key
@@ -55,3 +57,34 @@ def test_dagsters_own_storage_reads_every_run_the_pooled_event_log_wrote(tmp_pat
         assert stock.get_run_by_id(runs[0].run_id) is None
         assert stock.all_logs(runs[0].run_id) == []
         assert len(stock.get_runs()) == 2 * len(hours) - 1
+
+
+def test_a_range_runs_partitions_are_stored_as_one_batch_whole_or_not_at_all(tmp_path, dagster_home):
+    from orchestration.backfill import run_backfill
+
+    settings, _, _ = setup(tmp_path)
+    first = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    hours = [first + timedelta(hours=i) for i in range(3)]
+    for i, hour in enumerate(hours):
+        omny_file(Path(settings.landing), hour, f"f{i}", [(f"e{i}", hour)])
+    report = run_backfill(settings, first, hours[-1] + timedelta(hours=1), ["omny"], marts=False)
+    assert report.ok, report.errors + report.failed_checks
+
+    ours = dg.DagsterInstance.get()
+    assert int(os.environ["DAGSTER_EVENT_BATCH_SIZE"]) > 1  # Dagster hands the partitions over as batches
+    run = next(r for r in ours.get_runs() if landed_key("omny") in r.asset_selection)
+    materialised = ours.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    planned = ours.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    labels = [h.strftime("%Y-%m-%dT%H") for h in hours]
+    assert sorted(e.asset_materialization.partition for e in materialised) == labels
+    assert len(planned) == len(hours)
+
+    storage = ours.event_log_storage
+    with pytest.raises(Exception):  # the second event is not one: nothing of the batch is stored
+        storage.store_event_batch([materialised[0], "not an event"])
+    storage.store_event_batch([materialised[0], materialised[1]])  # a batch that goes through is stored whole
+    with stock_instance(dagster_home, tmp_path / "stock") as stock:
+        again = stock.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        assert sorted(e.asset_materialization.partition for e in again) == sorted([*labels, *labels[:2]])
+        records = stock.fetch_materializations(landed_key("omny"), limit=100).records
+        assert len(records) == len(hours) + 2  # the asset index holds the same: the failed batch left nothing there either
