@@ -412,7 +412,8 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
             publisher = _Publisher(contract, lake, con, published)
             per_chunk = CHUNK // timedelta(hours=1)
             for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
-                con.execute("CREATE OR REPLACE TEMP TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
+                # not TEMP: the later copies' cursors read it
+                con.execute("CREATE OR REPLACE TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
                 for hour in arrival_hours[i : i + per_chunk]:
                     typed = _type_hour(contract, landing, hour, con, rules, found[hour], "_run_ids", ahead)
                     typed.ledger.inputs = found[hour].digest()
@@ -481,18 +482,23 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
     candidates = set()
     for hour in touched:
         candidates.update(hour + timedelta(hours=i) for i in range(1, window_hours + 1))
-    files = []
-    for hour in sorted(candidates):
-        files.extend(paths.landed_files_for(contract.name, lake, hour.replace(tzinfo=UTC)))
-    if not files:
-        return {}
-    uris = ", ".join(sql_str(lake.uri(k)) for k in files)
-    rows = con.execute(f"""
-        SELECT DISTINCT r.arrival_hour, l.h FROM (
-            SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
-        ) l JOIN {ident(run_ids)} r ON l.event_id = r.event_id
-        WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
-    """).fetchall()
+    # Two halves of the event hours, each joined on a cursor of its own: the landing's queries run
+    # on one thread each, and nothing else runs at a chunk's end (bench/README.md).
+    halves: list[list[str]] = [[], []]
+    for i, hour in enumerate(sorted(candidates)):
+        halves[i % 2].extend(paths.landed_files_for(contract.name, lake, hour.replace(tzinfo=UTC)))
+    rows: list[tuple] = []
+
+    def join(files: list[str], cursor: duckdb.DuckDBPyConnection) -> None:
+        uris = ", ".join(sql_str(lake.uri(k)) for k in files)
+        rows.extend(cursor.execute(f"""
+            SELECT DISTINCT r.arrival_hour, l.h FROM (
+                SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
+            ) l JOIN {ident(run_ids)} r ON l.event_id = r.event_id
+            WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
+        """).fetchall())
+
+    on_cursors(con, [partial(join, files) for files in halves if files])
     later: dict[datetime, set[str]] = {}
     for arrival, h in rows:
         later.setdefault(arrival, set()).add(format_hour(h.replace(tzinfo=UTC)))
