@@ -24,10 +24,9 @@ from sqlalchemy.engine import Connection, Engine
 KEPT_SHARDS = 8  # the index shard and the runs written or read last; a webserver reads many runs
 # Dagster hands a run's planned and materialised partitions to `store_event_batch` in batches of
 # this many when DAGSTER_EVENT_BATCH_SIZE is set (else one by one); stored here in one transaction
-# a shard, one commit where each event made two (bench/README.md). Set for the processes whose
-# instance uses this storage, unless the environment says otherwise.
+# a shard, one commit where each event made two (bench/README.md). Set by the instance that uses
+# this storage, for its process, unless the environment says otherwise.
 EVENT_BATCH_SIZE = 1000
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -130,6 +129,7 @@ class WarehouseSqliteStorage(DagsterSqliteStorage):
     def __init__(self, base_dir: str, inst_data=None):
         super().__init__(base_dir, inst_data)
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> WarehouseSqliteStorage:
