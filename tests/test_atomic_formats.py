@@ -55,3 +55,50 @@ def test_three_formats_land_identical_rows(tmp_path: Path, contracts):
     names = duckdb.sql(f"SELECT card_context_card_template_name FROM read_parquet('{lake.uri('atomic/landed')}/arrival_hour=2026-01-05T05/*/*.parquet', "
                        f"hive_partitioning = false) WHERE event_id = '{records[0]['id']}'").fetchall()
     assert names == [('=HYPERLINK("x")',)]
+
+
+def test_flat_files_typed_from_their_columns_give_what_their_rows_as_json_give(tmp_path: Path, contracts):
+    """CSV and Parquet rows are typed from their columns (no JSON text built and parsed again): every
+    column of every row, the quarantined rows' raw text, reasons and schema drift included, is what
+    the same rows as JSON text through the contract query give."""
+    import pyarrow as pa
+    import pyarrow.parquet as papq
+
+    from orchestration.lake.landed import DEFAULT_RULES, flat_typing, key_map
+    from orchestration.sources.readers import ReadLimits, is_typed, read_batches
+    from orchestration.sources.records import typed_records_sql
+
+    csv = tmp_path / "batch.csv"
+    csv.write_text(
+        "id,endUserId,analyticsEvent,timestamp,properties.message,STREAMCONTEXT.streamLength,Extra.Col,other\n"
+        "a1,u1,card-displayed,2026-01-05T05:00:00Z,'=SUM(A1),2,x,\n"              # formula-escaped cell, drift
+        "a2,u1,card-displayed,2026-01-05T05:00:00Z,\"quote \"\" \\ é\",many,,y\n"  # not an integer
+        ",,,,,,,\n"                                                                # every cell empty
+        "a3,u1,not-an-event,yesterday,,,,\n"
+        "a4,u1,'-card-displayed,2026-01-05T05:00:00Z,,,,\n", encoding="utf-8")
+    parquet = tmp_path / "batch.parquet"
+    papq.write_table(pa.table({
+        "id": ["p1", "p2", "p3"], "endUserId": ["u", "u", None], "analyticsEvent": ["card-displayed"] * 3,
+        "timestamp": pa.array([datetime(2026, 1, 5, 5), datetime(2026, 1, 5, 5, 30), None], pa.timestamp("us")),
+        "sdkContext.containerId": pa.array([1, 2, 3], pa.int32()), "cardContext.cardPriority": [1.0, 2.5, 3.0],
+        "sdkContext.isDnDActive": [True, False, None], "extra": pa.array([{"x": 1}, None, {"x": 3}]),
+        "platformContext.targetStreamIds": [["a"], [], None], "platformContext.flowVersion": [1e300, 0.1, None]}), parquet)
+
+    contract, hour = contracts["atomic"], datetime(2026, 1, 5, 5, tzinfo=UTC)
+    con = duckdb_connection()
+    for path, fmt in ((csv, "csv"), (parquet, "parquet")):
+        def batches(typing):
+            return list(read_batches(fmt, str(path), lambda: open(path, "rb"), con, key_map(contract), ReadLimits(),
+                                     typing=typing))
+
+        typed = pa.concat_tables([b for b in batches(flat_typing(contract, hour, "f", DEFAULT_RULES)) if is_typed(b)])
+        raw = pa.concat_tables([b for b in batches(None) if not is_typed(b)])
+        raw = raw.append_column("source_file", pa.array(["f"] * raw.num_rows)).append_column(
+            "arrival_hour", pa.array([hour.replace(tzinfo=None)] * raw.num_rows, pa.timestamp("us")))
+        from_json = con.execute(f"SELECT * FROM ({typed_records_sql(contract, 'raw', True)}) "
+                                "WHERE reason IS NULL OR NOT starts_with(reason, 'malformed') ORDER BY source_line").fetchall()
+        from_columns = con.execute("SELECT * FROM typed ORDER BY source_line").fetchall()
+        assert from_columns == from_json
+        reason, drift, text = -3, -2, -1
+        assert any(r[reason] for r in from_json) and any(r[reason] is None for r in from_json)  # quarantined and landed
+        assert all(r[text] for r in from_json if r[reason]) and any(r[drift] for r in from_json)

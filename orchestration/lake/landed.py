@@ -20,9 +20,9 @@ from orchestration.lake.parquet import (LANDED_PARQUET, PARQUET, event_hour_sql,
                                         write_partitioned)
 from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.landing import HourFiles, scan_landing
-from orchestration.sources.readers import (DamagedFile, ReadAhead, ReadLimits, empty_table, file_error_table,
-                                           is_flat, read_batches)
-from orchestration.sources.records import EventTimeRange, lake_columns, typed_records_sql
+from orchestration.sources.readers import (DamagedFile, FlatTyping, ReadAhead, ReadLimits, empty_table, file_error_table,
+                                           is_flat, is_typed, read_batches)
+from orchestration.sources.records import EventTimeRange, lake_columns, typed_columns_sql, typed_records_sql
 from orchestration.sql import column_list, ident, sql_str
 from orchestration.storage import UNORDERED, Store, duckdb_settings
 from orchestration.threads import yield_to_main_thread
@@ -104,6 +104,17 @@ def key_map(contract: SourceContract) -> dict[str, str]:
     return {f.path.lower(): f.path for f in contract.fields}
 
 
+def flat_typing(contract: SourceContract, arrival_hour: datetime, key: str, rules: LandingRules) -> FlatTyping:
+    """How the reader types a flattened file's rows (CSV, Parquet) from its columns: no JSON text
+    is built for a row unless it is quarantined, nor parsed again (bench/README.md)."""
+    return partial(_typed_columns, contract, arrival_hour, key, rules.times)
+
+
+def _typed_columns(contract: SourceContract, arrival_hour: datetime, key: str, times: EventTimeRange | None,
+                   rows: str, texts: dict[str, str], unknown: dict[str, str], raw: str) -> str:
+    return typed_columns_sql(contract, rows, texts, unknown, raw, arrival_hour, key, times)
+
+
 class _HourWriter:
     """Typed records of one arrival hour in the DuckDB table `table` (an identifier; held under
     DuckDB's memory limit, spilled to disk past it; not TEMP, so the writes' cursors see it): raw
@@ -112,8 +123,10 @@ class _HourWriter:
     def __init__(self, contract: SourceContract, arrival_hour: datetime, con: duckdb.DuckDBPyConnection,
                  rules: LandingRules, table: str, ahead: ReadAhead | None = None):
         self.contract, self.con, self.rules, self.table, self.ahead = contract, con, rules, table, ahead
+        self.arrival_hour = arrival_hour
         self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
-        self.pending: list[tuple[str, bool, pa.Table]] = []  # (file, flat, raw records) not yet in the table
+        # (file, kind, rows) not yet in the table: kind is "json" or "flat" (raw records), or "typed" (rows a reader typed)
+        self.pending: list[tuple[str, str, pa.Table]] = []
         self.pending_bytes = 0
         # The contract query's columns, bound once per connection and source: binding it is most
         # of the cost of a small hour (bench/README.md).
@@ -134,8 +147,12 @@ class _HourWriter:
         return table.append_column("arrival_hour", pa.array(np.full(n, self.arrival)))
 
     def add(self, table: pa.Table, key: str, flat: bool) -> int:
-        """Hold a batch of raw records; they go through the contract query when enough are held."""
-        self.pending.append((key, flat, self._with_file(table, key)))
+        """Hold a batch of raw records (they go through the contract query) or of typed rows; they
+        go into the table when enough are held."""
+        if is_typed(table):
+            self.pending.append((key, "typed", table))
+        else:
+            self.pending.append((key, "flat" if flat else "json", self._with_file(table, key)))
         self.pending_bytes += table.nbytes
         if self.pending_bytes >= FLUSH_BYTES:
             self.flush()
@@ -145,16 +162,17 @@ class _HourWriter:
         """The contract query over every batch held, at once: each query has a fixed cost (~20 ms to
         bind and plan, plus the Arrow scan's set-up) and runs faster on more rows; one per 16 MB
         chunk cost ~4 s more on 2 M events (bench/README.md)."""
-        for flat in (False, True):
-            tables = [t for _, f, t in self.pending if f == flat]
+        for kind in ("json", "flat", "typed"):
+            tables = [t for _, k, t in self.pending if k == kind]
             if not tables:
                 continue
             # One table in record batches of one DuckDB vector (zero-copy), which DuckDB shares among its threads.
             table = pa.concat_tables(tables)
             self.con.register("_batch", pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema))
             try:
-                self.con.execute(f"INSERT INTO {self.table} BY NAME " +
-                                 typed_records_sql(self.contract, "_batch", flat, self.rules.times))
+                self.con.execute(f"INSERT INTO {self.table} BY NAME " + (
+                    "SELECT * FROM _batch" if kind == "typed" else
+                    typed_records_sql(self.contract, "_batch", kind == "flat", self.rules.times)))
             finally:
                 self.con.unregister("_batch")
         self.pending, self.pending_bytes = [], 0
@@ -170,7 +188,7 @@ class _HourWriter:
             batches = self.ahead.batches(key)
         else:
             batches = read_batches(fmt, landing.uri(key), lambda: landing.open(key), self.con, key_map(self.contract),
-                                   self.rules.limits, damaged)
+                                   self.rules.limits, damaged, flat_typing(self.contract, self.arrival_hour, key, self.rules))
         return sum(self.add(batch, key, flat) for batch in batches)
 
     def land_file(self, landing: Store, key: str, fmt: str) -> str | None:
@@ -407,7 +425,8 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
             found = scan_landing(contract, landing, arrival_hours)
             reader, columns = con.cursor(), key_map(contract)  # CSV and Parquet files read ahead by DuckDB, beside the typing
             ahead = ReadAhead([(info.key, partial(read_batches, fmt, landing.uri(info.key), partial(landing.open, info.key),
-                                                  reader, columns, rules.limits))
+                                                  reader, columns, rules.limits,
+                                                  typing=flat_typing(contract, hour, info.key, rules)))
                                for hour in arrival_hours for info, fmt in found[hour].files])
             publisher = _Publisher(contract, lake, con, published)
             per_chunk = CHUNK // timedelta(hours=1)

@@ -306,11 +306,13 @@ class ReadAhead:
 
 # --- Formats DuckDB reads itself ----------------------------------------------------------------
 
-def _batches(relation: duckdb.DuckDBPyConnection) -> Iterator[pa.Table]:
+def _batches(relation: duckdb.DuckDBPyConnection, typed: bool = False) -> Iterator[pa.Table]:
+    """The result's batches: raw records, or rows already typed (`typed`)."""
     reader = relation.fetch_record_batch(BATCH_ROWS)
     for batch in reader:
         if batch.num_rows:
-            yield pa.Table.from_batches([batch]).cast(RAW_SCHEMA)
+            table = pa.Table.from_batches([batch])
+            yield table if typed else table.cast(RAW_SCHEMA)
 
 
 def read_json_document(uri: str, con: duckdb.DuckDBPyConnection, limits: ReadLimits) -> Iterator[pa.Table]:
@@ -320,7 +322,20 @@ def read_json_document(uri: str, con: duckdb.DuckDBPyConnection, limits: ReadLim
         "NULL::INTEGER AS max_keys FROM read_json_objects(?, format = 'array', maximum_object_size = ?)", [uri, limits.max_line_bytes]))
 
 
-def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
+# A flattened file typed from its columns by the source contract's query (given by the caller):
+# (rows: a SELECT of source_line and cells, the struct of the file's columns; each contract field's
+# text over cells, by dotted path; each other column's, by key; the row as JSON text) -> SELECT.
+FlatTyping = Callable[[str, dict[str, str], dict[str, str], str], str]
+
+
+def _cell(name: str, csv: bool) -> str:
+    """A cell's value, undoing CSV formula-escaping."""
+    if csv:
+        return f"CASE WHEN regexp_matches({name}, '^''[=+\\-@\\t\\r]') THEN substr({name}, 2) ELSE {name} END"
+    return name
+
+
+def _flat_select(columns: list[str], paths: dict[str, str], csv: bool, prefix: str = "") -> str:
     """SELECT that turns a flattened row into JSON keyed by the contract's dotted paths
     (matched case-insensitively), undoing CSV formula-escaping. Empty cells are left out of it,
     as a nested record leaves out what it lacks: a row then carries a column the contract does
@@ -328,13 +343,26 @@ def _flat_select(columns: list[str], paths: dict[str, str], csv: bool) -> str:
     members = []
     for col in columns:
         key = paths.get(col.lower(), col)
-        name = ident(col)
-        if csv:
-            value = f"CASE WHEN regexp_matches({name}, '^''[=+\\-@\\t\\r]') THEN substr({name}, 2) ELSE {name} END"
-        else:
-            value = name
-        members.append(f"CASE WHEN {name} IS NOT NULL THEN {sql_str(json.dumps(key) + ':')} || to_json({value}) END")
+        name = prefix + ident(col)
+        members.append(f"CASE WHEN {name} IS NOT NULL THEN {sql_str(json.dumps(key) + ':')} || to_json({_cell(name, csv)}) END")
     return "('{' || concat_ws(',', " + ", ".join(members) + ") || '}')::VARCHAR"
+
+
+def _typed_flat(con: duckdb.DuckDBPyConnection, typing: FlatTyping, line: str, source: str, columns: dict[str, str],
+                paths: dict[str, str], csv: bool, params: list | None = None) -> duckdb.DuckDBPyConnection:
+    """The typed rows of a flattened file (`line` numbers the rows of `source`, whose columns are
+    `columns`, name -> type): each contract field's text is what JSON text built from the row gives it."""
+    texts, unknown = {}, {}
+    for col, type_ in columns.items():
+        cell = _cell("cells." + ident(col), csv)
+        if col.lower() in paths:
+            texts[paths[col.lower()]] = cell if type_ == "VARCHAR" else f"from_json(to_json({cell}), '\"VARCHAR\"')"
+        else:
+            unknown[col] = cell
+    cells = "struct_pack(" + ", ".join(f"{ident(col)} := {ident(col)}" for col in columns) + ")"
+    sql = typing(f"SELECT {line} AS source_line, {cells} AS cells FROM {source}", texts, unknown,
+                 _flat_select(list(columns), paths, csv, prefix="cells."))
+    return con.execute(sql, params or [])
 
 
 def _flat_keys(columns: list[str]) -> str:
@@ -352,8 +380,10 @@ def _duplicate_columns(columns: list[str], paths: dict[str, str]) -> list[str]:
     return dupes
 
 
-def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], limits: ReadLimits) -> Iterator[pa.Table]:
-    """A flattened CSV export. Rows DuckDB cannot parse are returned with their line and reason."""
+def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], limits: ReadLimits,
+             typing: FlatTyping | None = None) -> Iterator[pa.Table]:
+    """A flattened CSV export, typed by `typing` when given. Rows DuckDB cannot parse are returned
+    with their line and reason."""
     header = con.execute("SELECT * FROM read_csv(?, header = false, all_varchar = true, delim = ',', quote = '\"', "
                          "escape = '\"', max_line_size = ?, ignore_errors = true) LIMIT 1", [uri, limits.max_line_bytes]).fetchone()
     names = [h for h in (header or ()) if h is not None]
@@ -368,7 +398,7 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         [uri, limits.max_line_bytes],
     )
     try:
-        columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall()]
+        columns = {r[0]: r[1] for r in con.execute("DESCRIBE _csv").fetchall()}
         bad = con.execute(
             "SELECT (line - 1)::BIGINT AS source_line, left(min(csv_line), ?)::VARCHAR AS raw, "
             "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; ' ORDER BY error_message))::VARCHAR AS file_error, "
@@ -378,12 +408,15 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         # g + (rejected lines r_k with r_k - k < g).
         rejected = np.asarray(bad.column("source_line").to_numpy(), dtype=np.int64)
         thresholds = rejected - np.arange(1, len(rejected) + 1)
-        for batch in _batches(con.execute(
-                f"SELECT (row_number() OVER ())::BIGINT AS source_line, {_flat_select(columns, paths, csv=True)} AS raw, "
-                f"NULL::VARCHAR AS file_error, {_flat_keys(columns)} AS max_keys FROM _csv")):
+        line = "(row_number() OVER ())::BIGINT"
+        batches = (_batches(_typed_flat(con, typing, line, "_csv", columns, paths, csv=True), typed=True) if typing else
+                   _batches(con.execute(f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=True)} AS raw, "
+                                        f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM _csv")))
+        for batch in batches:
             if len(rejected):
                 g = batch.column("source_line").to_numpy()
-                batch = batch.set_column(0, "source_line", pa.array(g + np.searchsorted(thresholds, g, side="left"), pa.int64()))
+                batch = batch.set_column(batch.schema.get_field_index("source_line"), "source_line",
+                                         pa.array(g + np.searchsorted(thresholds, g, side="left"), pa.int64()))
             yield batch
         if bad.num_rows:
             yield bad
@@ -391,28 +424,40 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         con.execute("DROP TABLE IF EXISTS _csv; DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scan")
 
 
-def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]) -> Iterator[pa.Table]:
-    """A flattened Parquet export."""
-    columns = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [uri]).fetchall()]
-    dupes = _duplicate_columns(columns, paths)
+def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str],
+                 typing: FlatTyping | None = None) -> Iterator[pa.Table]:
+    """A flattened Parquet export, typed by `typing` when given."""
+    columns = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [uri]).fetchall()}
+    dupes = _duplicate_columns(list(columns), paths)
     if dupes:
         yield file_error_table(f"duplicate column in the Parquet schema: {', '.join(dupes[:5])}")
         return
+    line, source = "(file_row_number + 1)::BIGINT", "read_parquet(?, file_row_number = true)"
+    if typing:
+        yield from _batches(_typed_flat(con, typing, line, source, columns, paths, csv=False, params=[uri]), typed=True)
+        return
     yield from _batches(con.execute(
-        f"SELECT (file_row_number + 1)::BIGINT AS source_line, {_flat_select(columns, paths, csv=False)} AS raw, "
-        f"NULL::VARCHAR AS file_error, {_flat_keys(columns)} AS max_keys FROM read_parquet(?, file_row_number = true)", [uri]))
+        f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=False)} AS raw, "
+        f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM {source}", [uri]))
 
 
 # --- One entry point ----------------------------------------------------------------------------
+
+def is_typed(table: pa.Table) -> bool:
+    """A batch of rows typed from a flattened file's columns, not of raw records."""
+    return "event_id" in table.schema.names
+
 
 def is_flat(fmt: str) -> bool:
     return fmt.removesuffix(".gz") in FLAT_FORMATS
 
 
 def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: duckdb.DuckDBPyConnection,
-                 paths: dict[str, str], limits: ReadLimits, damaged: str | None = None) -> Iterator[pa.Table]:
-    """Batches of raw records of one file of format `fmt` (as named by the contract's layout).
-    DuckDB errors on a file DuckDB reads itself are the file's: one record with the reason."""
+                 paths: dict[str, str], limits: ReadLimits, damaged: str | None = None,
+                 typing: FlatTyping | None = None) -> Iterator[pa.Table]:
+    """Batches of raw records of one file of format `fmt` (as named by the contract's layout); a
+    flattened file's good rows already typed when `typing` is given (`is_typed`). DuckDB errors on
+    a file DuckDB reads itself are the file's: one record with the reason."""
     base = fmt.lower().removesuffix(".gz")
     if is_text(fmt):
         with open_stream() as stream:
@@ -422,8 +467,8 @@ def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: 
         yield file_error_table(damaged)
         return
     readers = {"json": lambda: read_json_document(uri, con, limits),
-               "csv": lambda: read_csv(uri, con, paths, limits),
-               "parquet": lambda: read_parquet(uri, con, paths)}
+               "csv": lambda: read_csv(uri, con, paths, limits, typing),
+               "parquet": lambda: read_parquet(uri, con, paths, typing)}
     if base not in readers:
         raise ValueError(f"no reader for format {fmt!r}")
     try:

@@ -152,9 +152,63 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: 
     """SELECT over `staged` (arrival_hour, source_file, source_line, raw, file_error, max_keys) giving the
     lake columns of `contract`, plus `reason` (NULL for a valid record), `raw` (of quarantined
     records) and `unknown_fields` (keys the contract does not name: schema drift, kept out)."""
+    values = " + ".join(f"({_value(f, flat)} IS NOT NULL)::INTEGER" for f in contract.fields)
+    keys, levels_found, odd_keys, dup_keys, unknown_fields = _key_checks(contract, flat)
+    records = f"""
+WITH parsed AS (  -- NULL for text that is not JSON; an array or a scalar gives no value
+  SELECT *, TRY(from_json(raw, {sql_str(_shape(contract, flat))})) AS v FROM {staged}
+), checked AS (  -- a record with a value is an object; the others are parsed again to tell why not
+  SELECT *, CASE WHEN values > 0 THEN 'OBJECT' ELSE TRY(json_type(raw)) END AS doc_type
+  FROM (SELECT *, {values} AS values FROM parsed)
+), objects AS (
+  SELECT *, doc_type IS NOT NULL AS json_ok, coalesce(doc_type = 'OBJECT', false) AS is_object,
+         CASE WHEN doc_type = 'OBJECT' THEN raw END AS obj
+  FROM checked
+), extracted AS (
+  SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
+         CASE WHEN is_object THEN v END AS v, values,
+         CASE WHEN max_keys IS NULL OR max_keys > values + {levels_found} THEN {keys} END AS k
+  FROM objects
+), keyed AS (  -- k kept only where the cheap test finds more keys than fields: NULL elsewhere
+  SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM extracted
+), records AS (
+  SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object, v,
+      {dup_keys} AS dup_keys,
+      {unknown_fields} AS unknown_fields
+  FROM keyed
+)"""
+    return _typed_select(contract, flat, times, records, "raw", "raw IS NULL", "rtrim(raw, chr(13) || chr(10))")
+
+
+def typed_columns_sql(contract: SourceContract, rows: str, texts: dict[str, str], unknown: dict[str, str], raw: str,
+                      arrival_hour: datetime, source_file: str, times: EventTimeRange | None = None) -> str:
+    """What `typed_records_sql` gives for a flattened file's rows, typed from its columns instead of
+    from JSON text built from them: `rows` is a SELECT of `source_line` and `cells` (a struct of the
+    file's columns); `texts` the text of each contract field the file has (by dotted path) and
+    `unknown` of each column the contract does not name (by key), as expressions over `cells`; `raw`
+    the row as JSON text, built only for the rows quarantined."""
+    fields = {f.path: texts.get(f.path, "NULL::VARCHAR") for f in contract.fields}
+    value = "struct_pack(" + ", ".join(f"{ident(path)} := {expr}" for path, expr in fields.items()) + ")"
+    drift = ("nullif(list_filter([" + ", ".join(f"CASE WHEN {expr} IS NOT NULL THEN {sql_str(key)} END"
+                                                for key, expr in unknown.items()) + "], x -> x IS NOT NULL), [])"
+             if unknown else "NULL::VARCHAR[]")
+    records = f"""
+WITH records AS (
+  SELECT TIMESTAMP '{arrival_hour:%Y-%m-%d %H:%M:%S}' AS arrival_hour, {sql_str(source_file)} AS source_file, source_line,
+         cells, NULL::VARCHAR AS file_error, true AS json_ok, true AS is_object, {value} AS v,
+         NULL::VARCHAR[] AS dup_keys, {drift} AS unknown_fields
+  FROM ({rows})
+)"""
+    return _typed_select(contract, True, times, records, "cells", "false", raw)
+
+
+def _typed_select(contract: SourceContract, flat: bool, times: EventTimeRange | None, records: str, carried: str,
+                  empty: str, raw: str) -> str:
+    """The typing and checks of records: `records` is a WITH clause ending in a CTE `records` of
+    (arrival_hour, source_file, source_line, `carried`, file_error, json_ok, is_object, v, dup_keys,
+    unknown_fields); `empty` tells a record that is no text at all, `raw` is its text (over `carried`)."""
     fields = contract.fields
     text = {f.path: f"nullif({_value(f, flat)}, '')" for f in fields}
-    values = " + ".join(f"({_value(f, flat)} IS NOT NULL)::INTEGER" for f in fields)
     typed = {f.path: f"t_{i}" for i, f in enumerate(fields, start=1)}
 
     typed_cols = ",\n      ".join(f"{_typed(f, text[f.path])} AS {typed[f.path]}" for f in fields)
@@ -200,36 +254,16 @@ def typed_records_sql(contract: SourceContract, staged: str, flat: bool, times: 
         event_id = f"md5(to_json(struct_pack({packed}))::VARCHAR)"
 
     own = ",\n    ".join(f"{typed[f.path]}::{f.lake_type} AS {ident(f.column)}" for f in contract.own_columns)
-    keys, levels_found, odd_keys, dup_keys, unknown_fields = _key_checks(contract, flat)
     rules.append("CASE WHEN len(dup_keys) > 0 THEN 'duplicate key ' || array_to_string(dup_keys[:5], ', ') "
                  "|| ' in the record: its value is ambiguous' END")
     rule_list = ",\n        ".join(rules)
-    return f"""
-WITH parsed AS (  -- NULL for text that is not JSON; an array or a scalar gives no value
-  SELECT *, TRY(from_json(raw, {sql_str(_shape(contract, flat))})) AS v FROM {staged}
-), checked AS (  -- a record with a value is an object; the others are parsed again to tell why not
-  SELECT *, CASE WHEN values > 0 THEN 'OBJECT' ELSE TRY(json_type(raw)) END AS doc_type
-  FROM (SELECT *, {values} AS values FROM parsed)
-), objects AS (
-  SELECT *, doc_type IS NOT NULL AS json_ok, coalesce(doc_type = 'OBJECT', false) AS is_object,
-         CASE WHEN doc_type = 'OBJECT' THEN raw END AS obj
-  FROM checked
-), extracted AS (
-  SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
-         CASE WHEN is_object THEN v END AS v, values,
-         CASE WHEN max_keys IS NULL OR max_keys > values + {levels_found} THEN {keys} END AS k
-  FROM objects
-), keyed AS (  -- k kept only where the cheap test finds more keys than fields: NULL elsewhere
-  SELECT * EXCLUDE (k), CASE WHEN {odd_keys} THEN k END AS k FROM extracted
-), texts AS (
-  SELECT arrival_hour, source_file, source_line, raw, file_error, json_ok, is_object,
-      {dup_keys} AS dup_keys,
-      {unknown_fields} AS unknown_fields,
+    return f"""{records}, texts AS (
+  SELECT arrival_hour, source_file, source_line, {carried}, file_error, json_ok, is_object, dup_keys, unknown_fields,
       {text_cols},
       {typed_cols}
-  FROM keyed
+  FROM records
 )
-SELECT * EXCLUDE (raw), CASE WHEN reason IS NOT NULL THEN rtrim(raw, chr(13) || chr(10)) END AS raw FROM (SELECT
+SELECT * EXCLUDE ({carried}), CASE WHEN reason IS NOT NULL THEN {raw} END AS raw FROM (SELECT
     {event_id} AS event_id,
     {event_ts} AS event_ts,
     {event_name}::VARCHAR AS event_name,
@@ -239,14 +273,14 @@ SELECT * EXCLUDE (raw), CASE WHEN reason IS NOT NULL THEN rtrim(raw, chr(13) || 
     {own},
     CASE
       WHEN file_error IS NOT NULL THEN file_error
-      WHEN raw IS NULL THEN 'empty record'
+      WHEN {empty} THEN 'empty record'
       WHEN NOT json_ok THEN 'not valid JSON'
       WHEN NOT is_object THEN 'not a JSON object'
       ELSE nullif(concat_ws('; ',
         {rule_list}
       ), '')
     END AS reason,
-    raw,
+    {carried},
     unknown_fields
 FROM texts)
 """
