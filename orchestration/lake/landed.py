@@ -226,7 +226,7 @@ class _TypedHour:
 def _type_hour(contract: SourceContract, landing: Store, arrival_hour: datetime, con: duckdb.DuckDBPyConnection,
                rules: LandingRules, found: HourFiles, run_ids: str | None, ahead: ReadAhead | None) -> _TypedHour:
     """Read and type every file of the hour into a table of its own, and count it in the ledger; the
-    ids landed go to the table `run_ids` (event_id, event_hour, arrival_hour) when it is named, and
+    ids landed go to the table `run_ids` (id_hash, event_hour, arrival_hour) when it is named, and
     `ahead` has read the hour's files ahead, on a thread."""
     ledger = LandedLedger(source=contract.name, arrival_hour=arrival_hour)
     ledger.files = len(found.files)
@@ -240,7 +240,7 @@ def _type_hour(contract: SourceContract, landing: Store, arrival_hour: datetime,
     writer.flush()
     new_hours = _account(con, table, ledger)
     if run_ids:
-        con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT event_id, date_trunc('hour', event_ts), arrival_hour "
+        con.execute(f"INSERT INTO {ident(run_ids)} SELECT DISTINCT hash(event_id), date_trunc('hour', event_ts), arrival_hour "
                     f"FROM {table} WHERE reason IS NULL")
     return _TypedHour(ledger, new_hours, table)
 
@@ -431,8 +431,10 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
             publisher = _Publisher(contract, lake, con, published)
             per_chunk = CHUNK // timedelta(hours=1)
             for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
-                # not TEMP: the later copies' cursors read it
-                con.execute("CREATE OR REPLACE TABLE _run_ids (event_id VARCHAR, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
+                # not TEMP: the later copies' cursors read it. The ids' hashes, not the ids: half the
+                # memory, in the table and in the join's hash tables; two ids of one hash can only name
+                # an event hour affected that is not, which is then rebuilt to the same rows.
+                con.execute("CREATE OR REPLACE TABLE _run_ids (id_hash UBIGINT, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
                 for hour in arrival_hours[i : i + per_chunk]:
                     typed = _type_hour(contract, landing, hour, con, rules, found[hour], "_run_ids", ahead)
                     typed.ledger.inputs = found[hour].digest()
@@ -491,9 +493,9 @@ class _Publisher:
 
 def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
                   run_ids: str) -> dict[datetime, set[str]]:
-    """Event hours, up to DEDUPE_WINDOW after one of `run_ids` (a table of event_id, event_hour,
-    arrival_hour), whose landed rows hold a copy of that id (their winner may change), by the
-    arrival hour (naive UTC) that landed the id."""
+    """Event hours, up to DEDUPE_WINDOW after one of `run_ids` (a table of id_hash, the `hash` of an
+    event_id, event_hour and arrival_hour), whose landed rows hold a copy of that id (their winner
+    may change), by the arrival hour (naive UTC) that landed the id."""
     window_hours = DEDUPE_WINDOW // timedelta(hours=1)
     touched = [r[0] for r in con.execute(f"SELECT DISTINCT event_hour FROM {ident(run_ids)} ORDER BY 1").fetchall()]
     if not touched:
@@ -512,8 +514,8 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
         uris = ", ".join(sql_str(lake.uri(k)) for k in files)
         rows.extend(cursor.execute(f"""
             SELECT DISTINCT r.arrival_hour, l.h FROM (
-                SELECT event_id, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
-            ) l JOIN {ident(run_ids)} r ON l.event_id = r.event_id
+                SELECT hash(event_id) AS id_hash, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
+            ) l JOIN {ident(run_ids)} r ON l.id_hash = r.id_hash
             WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
         """).fetchall())
 
