@@ -95,9 +95,11 @@ def test_flat_files_typed_from_their_columns_give_what_their_rows_as_json_give(t
         raw = pa.concat_tables([b for b in batches(None) if not is_typed(b)])
         raw = raw.append_column("source_file", pa.array(["f"] * raw.num_rows)).append_column(
             "arrival_hour", pa.array([hour.replace(tzinfo=None)] * raw.num_rows, pa.timestamp("us")))
-        from_json = con.execute(f"SELECT * FROM ({typed_records_sql(contract, 'raw', True)}) "
+        con.register("from_text", raw)
+        con.register("from_cells", typed)
+        from_json = con.execute(f"SELECT * FROM ({typed_records_sql(contract, 'from_text', True)}) "
                                 "WHERE reason IS NULL OR NOT starts_with(reason, 'malformed') ORDER BY source_line").fetchall()
-        from_columns = con.execute("SELECT * FROM typed ORDER BY source_line").fetchall()
+        from_columns = con.execute("SELECT * FROM from_cells ORDER BY source_line").fetchall()
         assert from_columns == from_json
         reason, drift, text = -3, -2, -1
         assert any(r[reason] for r in from_json) and any(r[reason] is None for r in from_json)  # quarantined and landed
