@@ -108,7 +108,10 @@ def _typed(f: Field, s: str) -> str:
     if t == "timestamp":
         if f.physical_type in ("EPOCH_MS", "BIGINT"):
             return f"TRY(epoch_ms(TRY_CAST({s} AS BIGINT)))"
-        return f"TRY_CAST(TRY_CAST({s} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        # Through TIMESTAMPTZ for offsets and zone names (~200 ns a value, ICU); a time in UTC
+        # ('...Z') is read the same by the TIMESTAMP cast, 4x faster (bench/README.md).
+        zoned = f"TRY_CAST(TRY_CAST({s} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        return f"CASE WHEN suffix({s}, 'Z') THEN coalesce(TRY_CAST({s} AS TIMESTAMP), {zoned}) ELSE {zoned} END"
     if t == "object":
         # JSON text; flattened exports may carry it base64-encoded (Atomic's eventDetail).
         return (f"CASE WHEN json_valid({s}) THEN json({s}) "
