@@ -107,12 +107,7 @@ def key_map(contract: SourceContract) -> dict[str, str]:
 def flat_typing(contract: SourceContract, arrival_hour: datetime, key: str, rules: LandingRules) -> FlatTyping:
     """How the reader types a flattened file's rows (CSV, Parquet) from its columns: no JSON text
     is built for a row unless it is quarantined, nor parsed again (bench/README.md)."""
-    return partial(_typed_columns, contract, arrival_hour, key, rules.times)
-
-
-def _typed_columns(contract: SourceContract, arrival_hour: datetime, key: str, times: EventTimeRange | None,
-                   rows: str, texts: dict[str, str], unknown: dict[str, str], raw: str) -> str:
-    return typed_columns_sql(contract, rows, texts, unknown, raw, arrival_hour, key, times)
+    return partial(typed_columns_sql, contract, arrival_hour=arrival_hour, source_file=key, times=rules.times)
 
 
 class _HourWriter:

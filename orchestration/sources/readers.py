@@ -324,7 +324,7 @@ def read_json_document(uri: str, con: duckdb.DuckDBPyConnection, limits: ReadLim
 
 # A flattened file typed from its columns by the source contract's query (given by the caller):
 # (rows: a SELECT of source_line and cells, the struct of the file's columns; each contract field's
-# text over cells, by dotted path; each other column's, by key; the row as JSON text) -> SELECT.
+# text over cells, by dotted path; each other column's cell, by key; the row as JSON text) -> SELECT.
 FlatTyping = Callable[[str, dict[str, str], dict[str, str], str], str]
 
 
@@ -354,11 +354,12 @@ def _typed_flat(con: duckdb.DuckDBPyConnection, typing: FlatTyping, line: str, s
     `columns`, name -> type): each contract field's text is what JSON text built from the row gives it."""
     texts, unknown = {}, {}
     for col, type_ in columns.items():
-        cell = _cell("cells." + ident(col), csv)
+        cell = "cells." + ident(col)
         if col.lower() in paths:
-            texts[paths[col.lower()]] = cell if type_ == "VARCHAR" else f"from_json(to_json({cell}), '\"VARCHAR\"')"
+            text = _cell(cell, csv)
+            texts[paths[col.lower()]] = text if type_ == "VARCHAR" else f"from_json(to_json({text}), '\"VARCHAR\"')"
         else:
-            unknown[col] = cell
+            unknown[col] = cell  # only whether it holds a value counts (schema drift)
     cells = "struct_pack(" + ", ".join(f"{ident(col)} := {ident(col)}" for col in columns) + ")"
     sql = typing(f"SELECT {line} AS source_line, {cells} AS cells FROM {source}", texts, unknown,
                  _flat_select(list(columns), paths, csv, prefix="cells."))

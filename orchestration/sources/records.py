@@ -188,8 +188,8 @@ def typed_columns_sql(contract: SourceContract, rows: str, texts: dict[str, str]
     """What `typed_records_sql` gives for a flattened file's rows, typed from its columns instead of
     from JSON text built from them: `rows` is a SELECT of `source_line` and `cells` (a struct of the
     file's columns); `texts` the text of each contract field the file has (by dotted path) and
-    `unknown` of each column the contract does not name (by key), as expressions over `cells`; `raw`
-    the row as JSON text, built only for the rows quarantined."""
+    `unknown` the cell of each column the contract does not name (by key), as expressions over
+    `cells`; `raw` the row as JSON text, built only for the rows quarantined."""
     fields = {f.path: texts.get(f.path, "NULL::VARCHAR") for f in contract.fields}
     value = "struct_pack(" + ", ".join(f"{ident(path)} := {expr}" for path, expr in fields.items()) + ")"
     drift = ("nullif(list_filter([" + ", ".join(f"CASE WHEN {expr} IS NOT NULL THEN {sql_str(key)} END"
