@@ -46,23 +46,59 @@ class EventsLedger:
         return self.rows_in == self.rows_kept + self.duplicates_dropped and self.written_rows == self.rows_kept
 
 
-# Only counts per (id, event hour): which copy came first matters only for the few ids with more
-# than one, and is settled in DROPPED_SQL. Carrying the first copy's file and line through this
-# aggregate held ~600 MB of non-spillable state per chunk (bench/README.md).
-DEDUPE_SQL = """
+# One pass over the window's ids: the rows of each event hour, and the ids that are not simply
+# kept (more than one copy, or copies in more than one event hour). Most ids are neither, and
+# are never held past the aggregate: a row per id and event hour, and a window over them, cost
+# ~40 % more on 2 M events (bench/README.md).
+IDS_SQL = """
+CREATE OR REPLACE TEMP TABLE _ids AS
+SELECT GROUPING(event_id) = 1 AS per_hour, event_id, event_hour,
+       min(event_hour) AS first_hour, max(event_hour) AS last_hour, count(*) AS copies
+FROM (SELECT event_id, date_trunc('hour', event_ts) AS event_hour
+      FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false))
+GROUP BY GROUPING SETS ((event_id), (event_hour))
+HAVING GROUPING(event_id) = 1 OR count(*) > 1 OR min(event_hour) <> max(event_hour)
+"""
+
+# The ids of the target hours not simply kept, by event hour: `copies` there, and whether a copy
+# landed in one of the DEDUPE_WINDOW event hours before (`in_window`). Ids in more than one event
+# hour (few: a copy stamped later) are counted per hour from the files again, when there are any.
+WINNERS_SQL = """
 CREATE OR REPLACE TEMP TABLE _winners AS
-WITH per_hour AS (
+SELECT event_id, first_hour AS event_hour, copies, false AS in_window
+FROM _ids
+WHERE NOT per_hour AND first_hour = last_hour AND first_hour >= TIMESTAMP '{start}' AND first_hour < TIMESTAMP '{end}'
+"""
+MULTI_HOUR_SQL = """
+INSERT INTO _winners
+WITH by_hour AS (
     SELECT event_id, date_trunc('hour', event_ts) AS event_hour, count(*) AS copies
     FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
+    WHERE event_id IN (SELECT event_id FROM _ids WHERE NOT per_hour AND first_hour <> last_hour
+                                                     AND last_hour >= TIMESTAMP '{start}')
     GROUP BY ALL
 ), windowed AS (
     SELECT *, lag(event_hour) OVER (PARTITION BY event_id ORDER BY event_hour) AS previous_hour
-    FROM per_hour
+    FROM by_hour
+), flagged AS (
+    SELECT event_id, event_hour, copies,
+           previous_hour IS NOT NULL AND previous_hour >= event_hour - INTERVAL {window_hours} HOUR AS in_window
+    FROM windowed
 )
-SELECT event_id, event_hour, copies,
-       previous_hour IS NOT NULL AND previous_hour >= event_hour - INTERVAL {window_hours} HOUR AS in_window
-FROM windowed
-WHERE event_hour >= TIMESTAMP '{start}' AND event_hour < TIMESTAMP '{end}'
+SELECT * FROM flagged
+WHERE (copies > 1 OR in_window) AND event_hour >= TIMESTAMP '{start}' AND event_hour < TIMESTAMP '{end}'
+"""
+
+# Each target hour's rows in, kept, further copies in the hour, and copies in the window: an id
+# not in `_winners` is one row, kept.
+STATS_SQL = """
+SELECT h.event_hour, h.copies, h.copies - coalesce(w.in_hour, 0) - coalesce(w.in_window, 0),
+       coalesce(w.in_hour, 0), coalesce(w.in_window, 0)
+FROM (SELECT event_hour, copies FROM _ids WHERE per_hour) h
+LEFT JOIN (SELECT event_hour, sum(copies - 1) FILTER (NOT in_window) AS in_hour,
+                  sum(copies) FILTER (in_window) AS in_window
+           FROM _winners GROUP BY event_hour) w USING (event_hour)
+WHERE h.event_hour >= TIMESTAMP '{start}' AND h.event_hour < TIMESTAMP '{end}'
 """
 
 
@@ -78,7 +114,7 @@ FROM (
            row_number() OVER (PARTITION BY l.event_id, w.event_hour
                               ORDER BY l.arrival_hour, l.source_file, l.source_line) AS copy
     FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false, filename = true) l
-    JOIN (SELECT * FROM _winners WHERE copies > 1 OR in_window) w
+    JOIN _winners w
       ON l.event_id = w.event_id AND date_trunc('hour', l.event_ts) = w.event_hour
 )
 WHERE in_window OR copy > 1
@@ -109,18 +145,16 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
     all_files = [f for fs in files_by_hour.values() for f in fs]
     targets = hours_between(start, end)
     ledgers = []
-    if all_files:
-        con.execute(DEDUPE_SQL.format(
-            uris=", ".join(sql_str(lake.uri(k)) for k in all_files), window_hours=window_hours,
-            start=f"{start:%Y-%m-%d %H:00:00}", end=f"{end:%Y-%m-%d %H:00:00}",
-        ))
     stats = {}
     if all_files:
-        stats = {h.replace(tzinfo=UTC): row for h, *row in con.execute("""
-            SELECT event_hour, sum(copies), count(*) FILTER (NOT in_window),
-                   coalesce(sum(copies - 1) FILTER (NOT in_window), 0), coalesce(sum(copies) FILTER (in_window), 0)
-            FROM _winners GROUP BY event_hour
-        """).fetchall()}
+        uris = ", ".join(sql_str(lake.uri(k)) for k in all_files)
+        bounds = {"start": f"{start:%Y-%m-%d %H:00:00}", "end": f"{end:%Y-%m-%d %H:00:00}"}
+        con.execute(IDS_SQL.format(uris=uris))
+        con.execute(WINNERS_SQL.format(**bounds))
+        if con.execute(f"SELECT count(*) FROM _ids WHERE NOT per_hour AND first_hour <> last_hour "
+                       f"AND last_hour >= TIMESTAMP '{bounds['start']}'").fetchone()[0]:
+            con.execute(MULTI_HOUR_SQL.format(uris=uris, window_hours=window_hours, **bounds))
+        stats = {h.replace(tzinfo=UTC): row for h, *row in con.execute(STATS_SQL.format(**bounds)).fetchall()}
     target_files = [f for h in targets for f in files_by_hour.get(h, [])]
     staging = lake.staging_key(paths.events_prefix(source))
     kept_hours = [h for h in targets if stats.get(h, (0, 0))[1]]
@@ -166,7 +200,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
     counts = rows_written(con, lake, [k for keys in published.values() for k in keys])
     for ledger in ledgers:
         ledger.written_rows = sum(counts[k] for k in published[ledger.event_hour])
-    con.execute("DROP TABLE IF EXISTS _winners; DROP TABLE IF EXISTS _dropped")
+    con.execute("DROP TABLE IF EXISTS _ids; DROP TABLE IF EXISTS _winners; DROP TABLE IF EXISTS _dropped")
     return ledgers
 
 
