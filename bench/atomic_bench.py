@@ -297,31 +297,38 @@ def batch_keys(landing: Path) -> list[datetime]:
     return sorted(datetime.strptime(p.name, "%Y-%m-%dT%H").replace(tzinfo=UTC) for p in (Path(landing) / "atomic").iterdir())
 
 
-def run(landing: Path, work: Path, measure: Callable, record: Callable) -> None:
+def run(landing: Path, work: Path, measure: Callable, record: Callable, repeated: Callable | None = None) -> None:
     """Record atomic_duckdb_floor (baseline) and atomic_core (ours) on the files under `landing`;
-    `work` holds the core's lake and DuckDB file (emptied first)."""
+    `work` holds the core's lake and DuckDB file (emptied before each run). `repeated(run)` runs
+    each several times (median time, highest peak, every time: run.median_run); once by default."""
     import shutil
 
     import duckdb
 
-    s, mb, out = measure(floor_script(landing))
+    repeated = repeated or (lambda run: (*run(), None))
+    s, mb, out, runs = repeated(lambda: measure(floor_script(landing)))
     record("atomic_duckdb_floor", "baseline",
            "DuckDB read_json / read_csv / read_parquet of the Atomic files into one table (the parse floor)",
-           s, mb, int(out.split()[-1]))
+           s, mb, int(out.split()[-1]), runs=runs)
 
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    lake = work / "lake"
     keys = batch_keys(landing)
+    lake = work / "lake"
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # an ephemeral instance: the UI's stays clean
     env.update(WAREHOUSE_LANDING=str(landing), WAREHOUSE_LAKE=str(lake), WAREHOUSE_DUCKDB=str(work / "warehouse.duckdb"),
                WAREHOUSE_START=f"{START - timedelta(days=2):%Y-%m-%dT%H}")
-    s, mb, out = measure([sys.executable, "-m", "orchestration", "backfill", "--start", f"{keys[0]:%Y-%m-%dT%H}",
-                          "--end", f"{keys[-1] + timedelta(hours=1):%Y-%m-%dT%H}", "--sources", "atomic", "--no-marts"], env)
-    (work / "core.out").write_text(out)
-    kept = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/atomic/events/**/*.parquet')").fetchone()[0]
+
+    def core() -> tuple[float, float, int]:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        s, mb, out = measure([sys.executable, "-m", "orchestration", "backfill", "--start", f"{keys[0]:%Y-%m-%dT%H}",
+                              "--end", f"{keys[-1] + timedelta(hours=1):%Y-%m-%dT%H}", "--sources", "atomic", "--no-marts"],
+                             env)
+        (work / "core.out").write_text(out)
+        return s, mb, duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/atomic/events/**/*.parquet')").fetchone()[0]
+
+    s, mb, kept, runs = repeated(core)
     record("atomic_core", "ours", "Atomic landing + events through `backfill --sources atomic --no-marts` (CLI, one process)",
-           s, mb, kept)
+           s, mb, kept, runs=runs)
 
 
 def main() -> None:
@@ -345,7 +352,7 @@ def main() -> None:
         print(f"generated in {time.perf_counter() - t:.1f} s", flush=True)
     results = {}
 
-    def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int) -> None:
+    def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int, runs=None) -> None:
         results[name] = seconds
         print(f"{name:20} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows  ({kind}: {what})", flush=True)
 

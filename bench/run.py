@@ -1,7 +1,7 @@
 """`make bench`: our core and the baselines a user would reach for instead, on the same files, each
 in a fresh process, into bench/results/latest.json and latest.md.
 
-    uv run python bench/run.py [--events 200000] [--hours 48] [--tenfold] [--history-days 7] [--skip atomic,marts]
+    uv run python bench/run.py [--events 200000] [--hours 48] [--tenfold] [--history-days 7] [--repeat 1] [--skip atomic,marts]
 
 Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
 - core: landing + events of Omny files end to end through the CLI, `python -m orchestration
@@ -20,7 +20,9 @@ Scenarios (wall time, events/s, peak RSS of the whole process tree, rows out):
   step against a trivial dbt build in a Dagster step, and one new hour of every source after 1 and
   N days of history (bench/marts_bench.py; --history-days, 7 by default: building 30 days of
   history takes ~8 min, more than the small scale's budget; the large run passes 30).
-Each of ours gets its ratio to each baseline of its group. Numbers are never asserted in a test.
+Each of ours gets its ratio to each baseline of its group. With --repeat N, the DuckDB floors and
+the 2 M cores (Omny and Atomic) run N times each and give their median time and highest peak: a
+floor wanders by ±10 % from one run to the next. Numbers are never asserted in a test.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 import atomic_bench
 import marts_bench
@@ -90,6 +95,14 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
     return seconds, peak[0] / 2**20, out
 
 
+def median_run(repeat: int, run: Callable[[], tuple[float, float, Any]]) -> tuple[float, float, Any, list[float]]:
+    """`run` (giving seconds, peak MB and its result) `repeat` times: the median time, the highest
+    peak, the last result, and every run's time."""
+    runs = [run() for _ in range(repeat)]
+    times = [round(r[0], 2) for r in runs]
+    return statistics.median(times), max(r[1] for r in runs), runs[-1][2], times
+
+
 def core(landing: Path, work: Path, hours: int) -> tuple[float, float, int]:
     """Landing + events of `landing`'s Omny files through the CLI: (seconds, peak MB, events kept)."""
     import duckdb
@@ -121,6 +134,8 @@ def main() -> None:
     parser.add_argument("--tenfold", action="store_true", help="also run the core on 10x the events over 10x the hours")
     parser.add_argument("--history-days", type=int, default=7,
                         help="days of history before the new hour of the long history scenarios (the other is 1 day)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of the DuckDB floors and the 2 M cores, reported by their median (the others run once)")
     parser.add_argument("--skip", default="", help="comma-separated groups to leave out: atomic, marts")
     args = parser.parse_args()
     landing = OUT / f"landing-{args.events}-{args.hours}"
@@ -133,15 +148,21 @@ def main() -> None:
     work.mkdir(parents=True)
     results, lines, group = [], 0, ["omny"]  # a scenario is compared with the baselines of its group
 
-    def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int, read: int | None = None) -> None:
+    def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int, read: int | None = None,
+               runs: list[float] | None = None) -> None:
         read = read or (lines if group[0] == "omny" else rows)
         results.append({"scenario": name, "group": group[0], "kind": kind, "what": what, "wall_s": round(seconds, 2),
-                        "events_per_s": round(read / seconds), "peak_rss_mb": round(mb), "rows_out": rows})
-        print(f"{name:24} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows", flush=True)
+                        "events_per_s": round(read / seconds), "peak_rss_mb": round(mb), "rows_out": rows,
+                        **({"runs_s": runs} if runs and len(runs) > 1 else {})})
+        each = f"  (median of {', '.join(map(str, runs))})" if runs and len(runs) > 1 else ""
+        print(f"{name:24} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows{each}", flush=True)
 
-    s, mb, out = measure(duckdb_script(f"CREATE TABLE t AS SELECT * FROM read_json('{files}'); SELECT count(*) FROM t"))
+    repeated = partial(median_run, args.repeat)
+    s, mb, out, runs = repeated(lambda: measure(duckdb_script(
+        f"CREATE TABLE t AS SELECT * FROM read_json('{files}'); SELECT count(*) FROM t")))
     lines = int(out.split()[-1])  # every line a record: the events/s of each scenario count these
-    record("duckdb_read_json", "baseline", "DuckDB read_json of the files into a table (the parse floor)", s, mb, lines)
+    record("duckdb_read_json", "baseline", "DuckDB read_json of the files into a table (the parse floor)", s, mb, lines,
+           runs=runs)
     hand = work / "distinct_on"
     s, mb, out = measure(duckdb_script(
         f"COPY (SELECT DISTINCT ON (EventId) *, strftime(date_trunc('hour', Download.DownloadedAtUtc::TIMESTAMP), '%Y-%m-%dT%H') "
@@ -161,8 +182,8 @@ def main() -> None:
             what = "dlt filesystem + read_jsonl, merge on EventId into DuckDB" + (", Parquet loader files" if flags else ", its defaults")
             record(name, "baseline", what, s, mb, int(out.split()[-1]))
 
-    s, mb, kept = core(landing, work / "core", args.hours)
-    record("core", "ours", "landing + events through `backfill --no-marts` (CLI, one process)", s, mb, kept)
+    s, mb, kept, runs = repeated(lambda: core(landing, work / "core", args.hours))
+    record("core", "ours", "landing + events through `backfill --no-marts` (CLI, one process)", s, mb, kept, runs=runs)
 
     if args.tenfold:  # the same, 10x the events over 10x the hours: linear in time, flat in memory
         big = OUT / f"landing-{args.events * 10}-{args.hours * 10}"
@@ -181,7 +202,7 @@ def main() -> None:
         if not atomic_landing.exists():
             print(f"generating {args.events // 2} Atomic events over {args.hours} hours into {atomic_landing} ...", flush=True)
             atomic_bench.generate(atomic_landing, args.events // 2, args.hours)
-        atomic_bench.run(atomic_landing, work / "atomic", measure, record)
+        atomic_bench.run(atomic_landing, work / "atomic", measure, record, repeated)
     long = f"{args.history_days}d"
     if "marts" not in args.skip:  # the marts step against the dbt floor; one new hour after 1 and N days
         group[0] = "marts"
@@ -219,7 +240,8 @@ def markdown(report: dict) -> str:
                  *(r.get("ratios", {}).get(n, "") for n in names)] for r in results]
         out += ["", f"**{group}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    out += [""] + [f"- `{r['scenario']}`: {r['what']}" for r in report["results"]]
+    out += [""] + [f"- `{r['scenario']}`: {r['what']}" + (f" (the median of {len(r['runs_s'])} runs: "
+                   f"{', '.join(map(str, r['runs_s']))} s)" if r.get("runs_s") else "") for r in report["results"]]
     out += [f"- `{r['scenario']}` took {r['ratios']['core']}x the time of `core` and {r['ratios']['core_peak_rss']}x its peak RSS"
             for r in report["results"] if "core" in r.get("ratios", {})]
     return "\n".join(out) + "\n"
