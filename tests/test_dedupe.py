@@ -1,15 +1,19 @@
 """The dedupe rule of the events layer, and the landed ledger's counts, on small hand-made Omny deliveries."""
 
+import random
+from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 import pytest
 from omny_files import write_omny_file
+from support import expected_omny_ids
 
 from orchestration.lake import paths
 from orchestration.lake.events import build_event_hours
 from orchestration.lake.landed import affected_hours, land_hours
+from orchestration.settings import format_hour
 from orchestration.storage import LocalStore, duckdb_connection
 
 UTC = timezone.utc
@@ -102,6 +106,26 @@ def test_window_edge_is_24_event_hours(wh):
     wh.land(H(5, 1), H(6, 1))
     wh.build(H(5, 0), H(6, 1))
     assert len(wh.events(H(5, 0))) == 1 and wh.events(H(6, 0)) == []
+
+
+def test_copies_spread_over_hours_and_chunks_keep_what_the_rule_keeps(wh):
+    # ids with copies in one hour, in hours up to 60 apart, delivered up to 26 h late, over three
+    # of the events layer's chunks: each hour keeps the ids the rule gives, computed in plain Python
+    rnd, start = random.Random(14), H(5, 0)
+    deliveries = defaultdict(list)
+    for i in range(150):
+        for _ in range(rnd.choice([1, 1, 2, 3])):
+            ts = start + timedelta(hours=rnd.randrange(60), minutes=rnd.randrange(60))
+            arrival = ts.replace(minute=0) + timedelta(hours=rnd.choice([0, 0, 1, 3, 20, 26]))
+            deliveries[(arrival, rnd.choice("ab"))].append(record(f"id-{i}", ts))
+    for (arrival, name), records in deliveries.items():
+        wh.deliver(arrival, records, name)
+    wh.land(*sorted({arrival for arrival, _ in deliveries}))
+    ledgers = wh.build(start, start + timedelta(hours=60))
+    kept = {format_hour(ledger.event_hour): {row[0] for row in wh.events(ledger.event_hour)} for ledger in ledgers}
+    assert {hour: ids for hour, ids in kept.items() if ids} == expected_omny_ids(Path(wh.landing.root))
+    assert all(ledger.balanced and ledger.rows_kept == len(kept[format_hour(ledger.event_hour)]) for ledger in ledgers)
+    assert sum(ledger.duplicates_in_window for ledger in ledgers) and sum(ledger.duplicates_in_hour for ledger in ledgers)
 
 
 def test_result_depends_only_on_what_landed_not_on_run_order(tmp_path, contracts):
