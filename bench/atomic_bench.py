@@ -297,15 +297,14 @@ def batch_keys(landing: Path) -> list[datetime]:
     return sorted(datetime.strptime(p.name, "%Y-%m-%dT%H").replace(tzinfo=UTC) for p in (Path(landing) / "atomic").iterdir())
 
 
-def run(landing: Path, work: Path, measure: Callable, record: Callable, repeated: Callable | None = None) -> None:
+def run(landing: Path, work: Path, measure: Callable, record: Callable, repeated: Callable) -> None:
     """Record atomic_duckdb_floor (baseline) and atomic_core (ours) on the files under `landing`;
     `work` holds the core's lake and DuckDB file (emptied before each run). `repeated(run)` runs
-    each several times (median time, highest peak, every time: run.median_run); once by default."""
+    each as often as asked (run.median_run: the median time, the highest peak, every time)."""
     import shutil
 
     import duckdb
 
-    repeated = repeated or (lambda run: (*run(), None))
     s, mb, out, runs = repeated(lambda: measure(floor_script(landing)))
     record("atomic_duckdb_floor", "baseline",
            "DuckDB read_json / read_csv / read_parquet of the Atomic files into one table (the parse floor)",
@@ -334,7 +333,7 @@ def run(landing: Path, work: Path, measure: Callable, record: Callable, repeated
 def main() -> None:
     import time
 
-    from run import measure  # bench/ is on sys.path when this runs as a script
+    from run import measure, median_run  # bench/ is on sys.path when this runs as a script
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="distinct Atomic events (+~3 %% copies, ~5 %% late)")
@@ -356,7 +355,7 @@ def main() -> None:
         results[name] = seconds
         print(f"{name:20} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows  ({kind}: {what})", flush=True)
 
-    run(landing, OUT / "atomic-run", measure, record)
+    run(landing, OUT / "atomic-run", measure, record, lambda job: median_run(1, job))
     print(f"atomic_core / atomic_duckdb_floor = {results['atomic_core'] / results['atomic_duckdb_floor']:.2f} x")
 
 

@@ -69,13 +69,13 @@ SELECT event_id, first_hour AS event_hour, copies, false AS in_window
 FROM _ids
 WHERE NOT per_hour AND first_hour = last_hour AND first_hour >= TIMESTAMP '{start}' AND first_hour < TIMESTAMP '{end}'
 """
+SPREAD_IDS = "NOT per_hour AND first_hour <> last_hour AND last_hour >= TIMESTAMP '{start}'"  # over _ids
 MULTI_HOUR_SQL = """
 INSERT INTO _winners
 WITH by_hour AS (
     SELECT event_id, date_trunc('hour', event_ts) AS event_hour, count(*) AS copies
     FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
-    WHERE event_id IN (SELECT event_id FROM _ids WHERE NOT per_hour AND first_hour <> last_hour
-                                                     AND last_hour >= TIMESTAMP '{start}')
+    WHERE event_id IN (SELECT event_id FROM _ids WHERE {spread})
     GROUP BY ALL
 ), windowed AS (
     SELECT *, lag(event_hour) OVER (PARTITION BY event_id ORDER BY event_hour) AS previous_hour
@@ -151,9 +151,9 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
         bounds = {"start": f"{start:%Y-%m-%d %H:00:00}", "end": f"{end:%Y-%m-%d %H:00:00}"}
         con.execute(IDS_SQL.format(uris=uris))
         con.execute(WINNERS_SQL.format(**bounds))
-        if con.execute(f"SELECT count(*) FROM _ids WHERE NOT per_hour AND first_hour <> last_hour "
-                       f"AND last_hour >= TIMESTAMP '{bounds['start']}'").fetchone()[0]:
-            con.execute(MULTI_HOUR_SQL.format(uris=uris, window_hours=window_hours, **bounds))
+        spread = SPREAD_IDS.format(**bounds)
+        if con.execute(f"SELECT count(*) FROM _ids WHERE {spread}").fetchone()[0]:
+            con.execute(MULTI_HOUR_SQL.format(uris=uris, window_hours=window_hours, spread=spread, **bounds))
         stats = {h.replace(tzinfo=UTC): row for h, *row in con.execute(STATS_SQL.format(**bounds)).fetchall()}
     target_files = [f for h in targets for f in files_by_hour.get(h, [])]
     staging = lake.staging_key(paths.events_prefix(source))
