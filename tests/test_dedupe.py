@@ -2,6 +2,7 @@
 
 import random
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -146,6 +147,23 @@ def test_result_depends_only_on_what_landed_not_on_run_order(tmp_path, contracts
             wh.build(H(5, 3), H(5, 6))
         results.append({h: [r[0] for r in wh.events(H(5, h))] for h in range(3, 6)})
     assert results[0] == results[1] == {3: ["a", "b"], 4: ["c"], 5: []}
+
+
+def test_hours_landed_before_the_contract_gained_a_field_dedupe_with_the_hours_after(tmp_path, contracts):
+    """The events layer reads landed files of both versions together, in either order: the ids by
+    their leading columns, the rows kept with the new field empty where the old files lack it."""
+    new = contracts["omny"]
+    old = replace(new, fields=tuple(f for f in new.fields if f.column != "clip_title"))
+    before, after = Warehouse(tmp_path, old), Warehouse(tmp_path, new)  # one lake; a connection per contract
+    before.deliver(H(5, 5), [record("a", H(5, 5) + timedelta(minutes=10)), record("b", H(5, 3) + timedelta(minutes=10))])
+    before.land(H(5, 5))
+    after.deliver(H(5, 3), [record("b", H(5, 3) + timedelta(minutes=10), "b-new"), record("c", H(5, 3), "c-new")])
+    after.deliver(H(5, 6), [record("a", H(5, 5) + timedelta(minutes=10), "a-again"), record("d", H(5, 6), "d-new")])
+    after.land(H(5, 3), H(5, 6))  # arrival hour 3's new-contract file now comes before hour 5's old one
+    ledgers = after.build(H(5, 3), H(5, 7))
+    kept = {h: [(r[0], r[1].hour, r[4]) for r in after.events(H(5, h))] for h in range(3, 7)}
+    assert kept == {3: [("b", 3, "b-new"), ("c", 3, "c-new")], 4: [], 5: [("a", 5, None)], 6: [("d", 6, "d-new")]}
+    assert sum(ledger.duplicates_dropped for ledger in ledgers) == 2 and all(ledger.balanced for ledger in ledgers)
 
 
 def test_relanding_an_hour_is_idempotent(wh):

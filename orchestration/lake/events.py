@@ -17,7 +17,7 @@ import duckdb
 
 from orchestration.contracts import SourceContract
 from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
-from orchestration.lake.parquet import rows_written, write_files
+from orchestration.lake.parquet import read_lake, rows_written, write_files
 from orchestration.partitions import hours_between
 from orchestration.settings import format_hour
 from orchestration.sources.records import lake_columns
@@ -55,7 +55,7 @@ CREATE OR REPLACE TEMP TABLE _ids AS
 SELECT GROUPING(event_id) = 1 AS per_hour, event_id, event_hour,
        min(event_hour) AS first_hour, max(event_hour) AS last_hour, count(*) AS copies
 FROM (SELECT event_id, date_trunc('hour', event_ts) AS event_hour
-      FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false))
+      FROM {ids})
 GROUP BY GROUPING SETS ((event_id), (event_hour))
 HAVING GROUPING(event_id) = 1 OR count(*) > 1 OR min(event_hour) <> max(event_hour)
 """
@@ -74,7 +74,7 @@ MULTI_HOUR_SQL = """
 INSERT INTO _winners
 WITH by_hour AS (
     SELECT event_id, date_trunc('hour', event_ts) AS event_hour, count(*) AS copies
-    FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
+    FROM {ids}
     WHERE event_id IN (SELECT event_id FROM _ids WHERE {spread})
     GROUP BY ALL
 ), windowed AS (
@@ -113,7 +113,7 @@ FROM (
     SELECT l.source_file, l.source_line, l.filename AS landed_file, w.in_window,
            row_number() OVER (PARTITION BY l.event_id, w.event_hour
                               ORDER BY l.arrival_hour, l.source_file, l.source_line) AS copy
-    FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false, filename = true) l
+    FROM {rows} l
     JOIN _winners w
       ON l.event_id = w.event_id AND date_trunc('hour', l.event_ts) = w.event_hour
 )
@@ -147,20 +147,21 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
     ledgers = []
     stats = {}
     if all_files:
-        uris = ", ".join(sql_str(lake.uri(k)) for k in all_files)
+        ids = read_lake(", ".join(sql_str(lake.uri(k)) for k in all_files), leading_only=True)
         bounds = {"start": f"{start:%Y-%m-%d %H:00:00}", "end": f"{end:%Y-%m-%d %H:00:00}"}
-        con.execute(IDS_SQL.format(uris=uris))
+        con.execute(IDS_SQL.format(ids=ids))
         con.execute(WINNERS_SQL.format(**bounds))
         spread = SPREAD_IDS.format(**bounds)
         if con.execute(f"SELECT count(*) FROM _ids WHERE {spread}").fetchone()[0]:
-            con.execute(MULTI_HOUR_SQL.format(uris=uris, window_hours=window_hours, spread=spread, **bounds))
+            con.execute(MULTI_HOUR_SQL.format(ids=ids, window_hours=window_hours, spread=spread, **bounds))
         stats = {h.replace(tzinfo=UTC): row for h, *row in con.execute(STATS_SQL.format(**bounds)).fetchall()}
     target_files = [f for h in targets for f in files_by_hour.get(h, [])]
     staging = lake.staging_key(paths.events_prefix(source))
     kept_hours = [h for h in targets if stats.get(h, (0, 0))[1]]
     files: dict[datetime, list[str]] = {}  # event hour -> its staged files
     if kept_hours:
-        con.execute(DROPPED_SQL.format(uris=", ".join(sql_str(lake.uri(k)) for k in target_files)))
+        con.execute(DROPPED_SQL.format(rows=read_lake(", ".join(sql_str(lake.uri(k)) for k in target_files),
+                                                      leading_only=True, filename=True)))
         with_dropped = {uri for (uri,) in con.execute("SELECT DISTINCT landed_file FROM _dropped").fetchall()}
         # A landed first-copies file none of whose rows is dropped is copied whole (bytes, no decoding):
         # most of an hour's rows, on time and delivered once, arrive so.
@@ -178,8 +179,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
                 files[h].append(f"{_staged(staging, h)}/{paths.DATA_FILE}")
                 queries[files[h][-1]] = f"""
                     SELECT {column_list(lake_columns(contract), "l")}
-                    FROM read_parquet([{", ".join(sql_str(lake.uri(k)) for k in rest)}],
-                                      union_by_name = true, hive_partitioning = false) l
+                    FROM {read_lake(", ".join(sql_str(lake.uri(k)) for k in rest))} l
                     ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line"""
         write_files(con, lake, queries)
     published: dict[datetime, list[str]] = {}

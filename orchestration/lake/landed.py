@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from orchestration.contracts import SourceContract
 from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
-from orchestration.lake.parquet import (LANDED_PARQUET, PARQUET, event_hour_sql, on_cursors, rows_written, write_file,
-                                        write_partitioned)
+from orchestration.lake.parquet import (LANDED_PARQUET, PARQUET, event_hour_sql, on_cursors, read_lake, rows_written,
+                                        write_file, write_partitioned)
 from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.landing import HourFiles, scan_landing
 from orchestration.sources.readers import (DamagedFile, FlatTyping, ReadAhead, ReadLimits, empty_table, file_error_table,
@@ -509,7 +509,7 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
         uris = ", ".join(sql_str(lake.uri(k)) for k in files)
         rows.extend(cursor.execute(f"""
             SELECT DISTINCT r.arrival_hour, l.h FROM (
-                SELECT hash(event_id) AS id_hash, date_trunc('hour', event_ts) AS h FROM read_parquet([{uris}], union_by_name = true, hive_partitioning = false)
+                SELECT hash(event_id) AS id_hash, date_trunc('hour', event_ts) AS h FROM {read_lake(uris, leading_only=True)}
             ) l JOIN {ident(run_ids)} r ON l.id_hash = r.id_hash
             WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
         """).fetchall())

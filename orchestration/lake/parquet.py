@@ -22,6 +22,16 @@ PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 LANDED_PARQUET = "FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION V2"
 
 
+def read_lake(uris: str, leading_only: bool = False, filename: bool = False) -> str:
+    """`read_parquet` of the lake's own files (`uris`: a list of SQL strings), their partition
+    folders not read as columns. Files landed under an older contract may lack one of its fields,
+    so their columns are unioned by name, which reads every file's footer once more to bind; a
+    query of the leading columns alone, in every file with the same types (`leading_only`), binds
+    by the first file's (the events layer of 2 M events reads ~5,000 files; bench/README.md)."""
+    return (f"read_parquet([{uris}], union_by_name = {str(not leading_only).lower()}, hive_partitioning = false"
+            f"{', filename = true' if filename else ''})")
+
+
 def event_hour_sql(ts_column: str = "event_ts") -> str:
     """The text `event_hour` partition of a row, from its event time."""
     return f"strftime(date_trunc('hour', {ts_column}), {sql_str(HOUR_FORMAT)})"
