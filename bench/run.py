@@ -151,10 +151,11 @@ def main() -> None:
     def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int, read: int | None = None,
                runs: list[float] | None = None) -> None:
         read = read or (lines if group[0] == "omny" else rows)
+        repeats = runs if runs and len(runs) > 1 else None  # each run's time, when there were several
         results.append({"scenario": name, "group": group[0], "kind": kind, "what": what, "wall_s": round(seconds, 2),
                         "events_per_s": round(read / seconds), "peak_rss_mb": round(mb), "rows_out": rows,
-                        **({"runs_s": runs} if runs and len(runs) > 1 else {})})
-        each = f"  (median of {', '.join(map(str, runs))})" if runs and len(runs) > 1 else ""
+                        **({"runs_s": repeats} if repeats else {})})
+        each = f"  (median of {', '.join(map(str, repeats))})" if repeats else ""
         print(f"{name:24} {seconds:8.1f} s {mb:8.0f} MB  {rows} rows{each}", flush=True)
 
     repeated = partial(median_run, args.repeat)
