@@ -23,7 +23,7 @@ from orchestration.sources.landing import HourFiles, scan_landing
 from orchestration.sources.readers import (DamagedFile, FlatTyping, ReadAhead, ReadLimits, empty_table, file_error_table,
                                            is_flat, is_typed, read_batches)
 from orchestration.sources.records import EventTimeRange, lake_columns, typed_columns_sql, typed_records_sql
-from orchestration.sql import column_list, ident, sql_str
+from orchestration.sql import column_list, ident
 from orchestration.storage import UNORDERED, Store, duckdb_settings
 from orchestration.threads import yield_to_main_thread
 
@@ -506,10 +506,9 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
     rows: list[tuple] = []
 
     def join(files: list[str], cursor: duckdb.DuckDBPyConnection) -> None:
-        uris = ", ".join(sql_str(lake.uri(k)) for k in files)
         rows.extend(cursor.execute(f"""
             SELECT DISTINCT r.arrival_hour, l.h FROM (
-                SELECT hash(event_id) AS id_hash, date_trunc('hour', event_ts) AS h FROM {read_lake(uris, leading_only=True)}
+                SELECT hash(event_id) AS id_hash, date_trunc('hour', event_ts) AS h FROM {read_lake(lake, files, leading_only=True)}
             ) l JOIN {ident(run_ids)} r ON l.id_hash = r.id_hash
             WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
         """).fetchall())

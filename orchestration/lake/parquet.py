@@ -22,12 +22,13 @@ PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 LANDED_PARQUET = "FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION V2"
 
 
-def read_lake(uris: str, leading_only: bool = False, filename: bool = False) -> str:
-    """`read_parquet` of the lake's own files (`uris`: a list of SQL strings), their partition
-    folders not read as columns. Files landed under an older contract may lack one of its fields,
-    so their columns are unioned by name, which reads every file's footer once more to bind; a
-    query of the leading columns alone, in every file with the same types (`leading_only`), binds
-    by the first file's (the events layer of 2 M events reads ~5,000 files; bench/README.md)."""
+def read_lake(lake: Store, keys: list[str], leading_only: bool = False, filename: bool = False) -> str:
+    """`read_parquet` of the lake's files `keys`, their partition folders not read as columns.
+    Files landed under an older contract may lack one of its fields, so their columns are unioned
+    by name, which reads every file's footer once more to bind; a query of the leading columns
+    alone, in every file with the same types (`leading_only`), binds by the first file's (the
+    events layer of 2 M events reads ~5,000 files; bench/README.md)."""
+    uris = ", ".join(sql_str(lake.uri(k)) for k in keys)
     return (f"read_parquet([{uris}], union_by_name = {str(not leading_only).lower()}, hive_partitioning = false"
             f"{', filename = true' if filename else ''})")
 
