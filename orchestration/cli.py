@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,16 +35,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _imported() -> None:
-    """The modules a command loaded live as long as its process: the garbage collector need not
-    walk their objects again on every collection of the run (~2 % of a backfill's CPU)."""
-    gc.freeze()
+@contextmanager
+def _importing():
+    """A command's imports with the garbage collector off: they make many objects and free few, and
+    its collections during them were a fifth of their time (~0.2 s of a backfill's start). What
+    they loaded lives as long as the process: the collector need not walk it again on every
+    collection of the run either (~2 % of a backfill's CPU)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from orchestration.backfill import run_backfill
-
-    _imported()
+    with _importing():
+        from orchestration.backfill import run_backfill
     settings = Settings.from_env()
     sources = args.sources.split(",") if args.sources else None
     report = run_backfill(settings, parse_hour(args.start), parse_hour(args.end), sources, marts=not args.no_marts,
@@ -132,9 +140,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # One more hour: daily exports of the demo day arrive at the hour the day ended.
     end = start + timedelta(hours=DEMO_HOURS + 1)
     print(f"Backfilling arrival hours [{format_hour(start)}, {format_hour(end)}) ...\n")
-    from orchestration.backfill import run_backfill
-
-    _imported()
+    with _importing():
+        from orchestration.backfill import run_backfill
     report = run_backfill(settings, start, end, None, progress=_progress)
     report.print()
     if report.ok:
