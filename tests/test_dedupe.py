@@ -155,14 +155,18 @@ def test_hours_landed_before_the_contract_gained_a_field_dedupe_with_the_hours_a
     new = contracts["omny"]
     old = replace(new, fields=tuple(f for f in new.fields if f.column != "clip_title"))
     before, after = Warehouse(tmp_path, old), Warehouse(tmp_path, new)  # one lake; a connection per contract
-    before.deliver(H(5, 5), [record("a", H(5, 5) + timedelta(minutes=10)), record("b", H(5, 3) + timedelta(minutes=10))])
+    # arrival hour 5, old contract: two events of its own hour (its first copies, copied whole), and
+    # two late ones of hour 3 (one a copy that hour 3's own delivery beats, one kept: written anew)
+    before.deliver(H(5, 5), [record("a", H(5, 5) + timedelta(minutes=10)), record("e", H(5, 5) + timedelta(minutes=20)),
+                             record("b", H(5, 3) + timedelta(minutes=10)), record("f", H(5, 3) + timedelta(minutes=30))])
     before.land(H(5, 5))
     after.deliver(H(5, 3), [record("b", H(5, 3) + timedelta(minutes=10), "b-new"), record("c", H(5, 3), "c-new")])
     after.deliver(H(5, 6), [record("a", H(5, 5) + timedelta(minutes=10), "a-again"), record("d", H(5, 6), "d-new")])
-    after.land(H(5, 3), H(5, 6))  # arrival hour 3's new-contract file now comes before hour 5's old one
+    after.land(H(5, 3), H(5, 6))  # event hour 3 lists the new file first, event hour 5 the old one
     ledgers = after.build(H(5, 3), H(5, 7))
     kept = {h: [(r[0], r[1].hour, r[4]) for r in after.events(H(5, h))] for h in range(3, 7)}
-    assert kept == {3: [("b", 3, "b-new"), ("c", 3, "c-new")], 4: [], 5: [("a", 5, None)], 6: [("d", 6, "d-new")]}
+    assert kept == {3: [("b", 3, "b-new"), ("c", 3, "c-new"), ("f", 5, None)], 4: [],
+                    5: [("a", 5, None), ("e", 5, None)], 6: [("d", 6, "d-new")]}
     assert sum(ledger.duplicates_dropped for ledger in ledgers) == 2 and all(ledger.balanced for ledger in ledgers)
 
 

@@ -17,7 +17,7 @@ import duckdb
 
 from orchestration.contracts import SourceContract
 from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
-from orchestration.lake.parquet import read_lake, rows_written, write_files
+from orchestration.lake.parquet import read_lake, read_lake_rows, rows_written, write_files
 from orchestration.partitions import hours_between
 from orchestration.settings import format_hour
 from orchestration.sources.records import lake_columns
@@ -147,7 +147,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
     ledgers = []
     stats = {}
     if all_files:
-        ids = read_lake(lake, all_files, leading_only=True)
+        ids = read_lake(lake, all_files)
         bounds = {"start": f"{start:%Y-%m-%d %H:00:00}", "end": f"{end:%Y-%m-%d %H:00:00}"}
         con.execute(IDS_SQL.format(ids=ids))
         con.execute(WINNERS_SQL.format(**bounds))
@@ -160,7 +160,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
     kept_hours = [h for h in targets if stats.get(h, (0, 0))[1]]
     files: dict[datetime, list[str]] = {}  # event hour -> its staged files
     if kept_hours:
-        con.execute(DROPPED_SQL.format(rows=read_lake(lake, target_files, leading_only=True, filename=True)))
+        con.execute(DROPPED_SQL.format(rows=read_lake(lake, target_files, filename=True)))
         with_dropped = {uri for (uri,) in con.execute("SELECT DISTINCT landed_file FROM _dropped").fetchall()}
         # A landed first-copies file none of whose rows is dropped is copied whole (bytes, no decoding):
         # most of an hour's rows, on time and delivered once, arrive so.
@@ -178,7 +178,7 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
                 files[h].append(f"{_staged(staging, h)}/{paths.DATA_FILE}")
                 queries[files[h][-1]] = f"""
                     SELECT {column_list(lake_columns(contract), "l")}
-                    FROM {read_lake(lake, rest)} l
+                    FROM {read_lake_rows(lake, rest, contract.lake_schema())} l
                     ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line"""
         write_files(con, lake, queries)
     published: dict[datetime, list[str]] = {}

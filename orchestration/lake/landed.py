@@ -508,7 +508,7 @@ def _later_copies(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyCon
     def join(files: list[str], cursor: duckdb.DuckDBPyConnection) -> None:
         rows.extend(cursor.execute(f"""
             SELECT DISTINCT r.arrival_hour, l.h FROM (
-                SELECT hash(event_id) AS id_hash, date_trunc('hour', event_ts) AS h FROM {read_lake(lake, files, leading_only=True)}
+                SELECT hash(event_id) AS id_hash, date_trunc('hour', event_ts) AS h FROM {read_lake(lake, files)}
             ) l JOIN {ident(run_ids)} r ON l.id_hash = r.id_hash
             WHERE l.h > r.event_hour AND l.h <= r.event_hour + INTERVAL {window_hours} HOUR
         """).fetchall())

@@ -11,7 +11,7 @@ import duckdb
 
 from orchestration.lake import paths
 from orchestration.settings import HOUR_FORMAT
-from orchestration.sql import sql_str
+from orchestration.sql import ident, sql_str
 from orchestration.storage import Store
 
 # zstd at level 1 for what is kept and read often (events, quarantine): as fast to write as no
@@ -22,15 +22,26 @@ PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 LANDED_PARQUET = "FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION V2"
 
 
-def read_lake(lake: Store, keys: list[str], leading_only: bool = False, filename: bool = False) -> str:
-    """`read_parquet` of the lake's files `keys`, their partition folders not read as columns.
-    Files landed under an older contract may lack one of its fields, so their columns are unioned
-    by name, which reads every file's footer once more to bind; a query of the leading columns
-    alone, in every file with the same types (`leading_only`), binds by the first file's (the
-    events layer of 2 M events reads ~5,000 files; bench/README.md)."""
-    uris = ", ".join(sql_str(lake.uri(k)) for k in keys)
-    return (f"read_parquet([{uris}], union_by_name = {str(not leading_only).lower()}, hive_partitioning = false"
+def read_lake(lake: Store, keys: list[str], filename: bool = False) -> str:
+    """`read_parquet` of the lake's files `keys` (their partition folders not read as columns) for a
+    query of the leading columns alone: in every file, with the same types, they bind by the first
+    file's footer, where a union by name reads every file's footer once more (the events layer of
+    2 M events reads ~5,000 files; bench/README.md)."""
+    return (f"read_parquet([{_uris(lake, keys)}], union_by_name = false, hive_partitioning = false"
             f"{', filename = true' if filename else ''})")
+
+
+def read_lake_rows(lake: Store, keys: list[str], schema: dict[str, str]) -> str:
+    """The rows of the lake's files `keys` with every column of `schema` (name -> DuckDB type), as a
+    subquery. Files landed under an older contract may lack a field: their columns are unioned by
+    name, and a field none of them has is NULL (an empty row of every column, unioned too)."""
+    nulls = ", ".join(f"NULL::{lake_type} AS {ident(column)}" for column, lake_type in schema.items())
+    return (f"(SELECT * FROM read_parquet([{_uris(lake, keys)}], union_by_name = true, hive_partitioning = false) "
+            f"UNION ALL BY NAME SELECT {nulls} WHERE false)")
+
+
+def _uris(lake: Store, keys: list[str]) -> str:
+    return ", ".join(sql_str(lake.uri(k)) for k in keys)
 
 
 def event_hour_sql(ts_column: str = "event_ts") -> str:
