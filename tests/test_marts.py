@@ -294,6 +294,29 @@ def test_sources_without_events_yet_give_empty_marts_not_a_failed_build(tmp_path
     assert report.marts["fct_sessions"] == (0, 0) and report.marts["fct_audit_events"] == (0, 0)
 
 
+def test_hours_written_before_the_contract_gained_a_field_build_with_the_field_empty(tmp_path):
+    """A mart's window whose events files all predate a field its staging model selects (written
+    before the contract gained it) builds, the field NULL there; the staging view over every hour
+    keeps the field of the hours that have it."""
+    generate_all(tmp_path / "landing", START, 3, seed=4, sources=["omny"])
+    settings = Settings(landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
+                        duckdb_path=str(tmp_path / "w.duckdb"), start=datetime(2026, 1, 1, tzinfo=UTC))
+    assert run_backfill(settings, START, START + timedelta(hours=3), ["omny"]).ok
+    new_hour = format_hour(START + timedelta(hours=2))
+    for f in (Path(settings.lake) / "omny" / "events").glob("event_hour=*/*.parquet"):
+        if f.parent.name != f"event_hour={new_hour}":  # as an older contract, without clip_title, wrote them
+            duckdb.execute(f"COPY (SELECT * EXCLUDE (clip_title) FROM '{f}') TO '{f}.old' (FORMAT parquet)")
+            f.with_name(f.name + ".old").replace(f)
+    report = run_marts(settings, format_hour(START), format_hour(START + timedelta(hours=1)))  # the old hours alone
+    assert report.ok, report.errors + report.failed_checks
+    events = Counter(h for (h,) in lake_rows(settings, "omny", "strftime(date_trunc('day', event_ts), '%Y-%m-%d')"))
+    assert dict(query(settings, "select strftime(download_date, '%Y-%m-%d'), sum(downloads) "
+                                "from marts.fct_download_geo_daily group by 1")) == events
+    titled = dict(query(settings, "select event_hour, count(clip_title) from staging.stg_omny__downloads group by 1"))
+    titles = duckdb.sql(f"select count(clip_title) from '{settings.lake}/omny/events/event_hour={new_hour}/*.parquet'").fetchone()[0]
+    assert titled.pop(new_hour) == titles > 0 and set(titled.values()) == {0} and len(titled) >= 2
+
+
 def test_staging_views_show_hours_landed_after_them_and_are_made_again_when_stale(tmp_path):
     """A staging view is created only when its SQL changed (macros/lake_view.sql): the view made by
     the first run still shows every hour landed since, and one that no longer matches is replaced."""

@@ -30,13 +30,27 @@
             {%- set read = run_query(listings | join(' union all ') ~ ' order by file').columns[0].values() | list if listings else [] -%}
         {%- endif -%}
     {%- endif -%}
+    {%- set relation = '' -%}
     {%- if read is string -%}
-        read_parquet('{{ read }}', hive_partitioning = true, hive_types_autocast = false, union_by_name = true)
+        {%- set relation = "read_parquet('" ~ read ~ "'" -%}
     {%- elif read -%}
-        read_parquet([{% for file in read %}'{{ file | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %}], hive_partitioning = true, hive_types_autocast = false, union_by_name = true)
+        {%- set quoted = [] -%}
+        {%- for file in read -%}{%- do quoted.append("'" ~ file | replace("'", "''") ~ "'") -%}{%- endfor -%}
+        {%- set relation = "read_parquet([" ~ quoted | join(', ') ~ "]" -%}
+    {%- endif -%}
+    {%- if relation -%}
+        {%- set relation = relation ~ ", hive_partitioning = true, hive_types_autocast = false, union_by_name = true)" -%}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ relation }}
     {%- else -%}
+        {#- every column of the source, typed: a field none of the files has (they were written before
+            the contract gained it) reads as NULL -#}
         {%- set node = graph.sources['source.warehouse.lake.' ~ source_name ~ '_events'] -%}
-        (select {% for column in node.columns.values() %}null::{{ column.data_type }} as {{ column.name }}, {% endfor %}null::varchar as event_hour where false)
+        {%- set empty -%}
+            select {% for column in node.columns.values() %}null::{{ column.data_type }} as {{ column.name }}, {% endfor %}null::varchar as event_hour where false
+        {%- endset -%}
+        ({{ 'select * from ' ~ relation ~ ' union all by name ' if relation }}{{ empty }})
     {%- endif -%}
 {%- endmacro %}
 
