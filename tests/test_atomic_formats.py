@@ -104,3 +104,31 @@ def test_flat_files_typed_from_their_columns_give_what_their_rows_as_json_give(t
         reason, drift, text = -3, -2, -1
         assert any(r[reason] for r in from_json) and any(r[reason] is None for r in from_json)  # quarantined and landed
         assert all(r[text] for r in from_json if r[reason]) and any(r[drift] for r in from_json)
+
+
+def test_a_csv_header_parsed_here_or_read_by_duckdb_gives_the_same_rows(tmp_path: Path, contracts):
+    """A CSV's header is parsed from its first bytes (gunzipped when gzip), the rows then read by
+    DuckDB with those names; a header DuckDB would name otherwise (padded with spaces, a column
+    without a name) is read by DuckDB's own sniffer. Either way the contract's fields are found."""
+    import gzip
+
+    from orchestration.lake.landed import DEFAULT_RULES, flat_typing, key_map
+    from orchestration.sources.readers import ReadLimits, _csv_names, read_batches
+
+    rows = "a1,u1,card-displayed,2026-01-05T05:00:00Z\r\na2,\"u,2\",card-displayed,2026-01-05T05:10:00Z\r\n"
+    files = {"plain.csv": ("id,endUserId,analyticsEvent,timestamp\r\n" + rows).encode(),
+             "gzipped.csv.gz": gzip.compress(("\ufeffid,\"endUserId\",analyticsEvent,timestamp\r\n" + rows).encode()),
+             "padded.csv": (" id , endUserId,analyticsEvent,timestamp\r\n" + rows).encode()}
+    contract, hour, con = contracts["atomic"], datetime(2026, 1, 5, 5, tzinfo=UTC), duckdb_connection()
+    landed = {}
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        opener = lambda path=path: open(path, "rb")  # noqa: E731
+        batches = read_batches("csv.gz" if name.endswith(".gz") else "csv", str(path), opener, con, key_map(contract),
+                               ReadLimits(), typing=flat_typing(contract, hour, name, DEFAULT_RULES))
+        landed[name] = sorted((r["source_line"], r["event_id"], r["end_user_id"], r["reason"])
+                              for batch in batches for r in batch.to_pylist())
+        assert (_csv_names(opener) is None) == (name == "padded.csv")  # the sniffer reads that one
+    assert landed["plain.csv"] == landed["gzipped.csv.gz"] == landed["padded.csv"] == [
+        (1, "a1", "u1", None), (2, "a2", "u,2", None)]
