@@ -20,8 +20,8 @@ from orchestration.lake.parquet import (LANDED_PARQUET, PARQUET, event_hour_sql,
                                         write_file, write_partitioned)
 from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.landing import HourFiles, scan_landing
-from orchestration.sources.readers import (DamagedFile, FlatTyping, ReadAhead, ReadLimits, empty_table, file_error_table,
-                                           is_flat, is_typed, read_batches)
+from orchestration.sources.readers import (DamagedFile, FlatTyping, ReadAhead, ReadLimits, TypedRows, empty_table,
+                                           file_error_table, is_flat, is_typed, read_batches)
 from orchestration.sources.records import EventTimeRange, lake_columns, typed_columns_sql, typed_records_sql
 from orchestration.sql import column_list, ident
 from orchestration.storage import UNORDERED, Store, duckdb_settings
@@ -120,9 +120,11 @@ class _HourWriter:
         self.contract, self.con, self.rules, self.table, self.ahead = contract, con, rules, table, ahead
         self.arrival_hour = arrival_hour
         self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
-        # (file, kind, rows) not yet in the table: kind is "json" or "flat" (raw records), or "typed" (rows a reader typed)
-        self.pending: list[tuple[str, str, pa.Table]] = []
+        # (file, kind, rows) not yet in the table: kind is "json" or "flat" (raw records, Arrow), or
+        # "typed" (a reader's table of the rows it typed)
+        self.pending: list[tuple[str, str, pa.Table | TypedRows]] = []
         self.pending_bytes = 0
+        self.empty = True  # nothing put in the table yet
         # The contract query's columns, bound once per connection and source: binding it is most
         # of the cost of a small hour (bench/README.md).
         shape = ident(f"_typed_shape_{contract.name}")
@@ -141,23 +143,26 @@ class _HourWriter:
             pa.array(np.zeros(n, np.int32)), pa.array([key], pa.string())))
         return table.append_column("arrival_hour", pa.array(np.full(n, self.arrival)))
 
-    def add(self, table: pa.Table, key: str, flat: bool) -> int:
-        """Hold a batch of raw records (they go through the contract query) or of typed rows; they
-        go into the table when enough are held."""
-        if is_typed(table):
-            self.pending.append((key, "typed", table))
+    def add(self, batch: pa.Table | TypedRows, key: str, flat: bool) -> int:
+        """Hold a batch of raw records (they go through the contract query) or a reader's typed rows;
+        they go into the table when enough are held."""
+        if is_typed(batch):
+            self.pending.append((key, "typed", batch))
         else:
-            self.pending.append((key, "flat" if flat else "json", self._with_file(table, key)))
-        self.pending_bytes += table.nbytes
+            self.pending.append((key, "flat" if flat else "json", self._with_file(batch, key)))
+        self.pending_bytes += batch.nbytes
         if self.pending_bytes >= FLUSH_BYTES:
             self.flush()
-        return table.num_rows
+        return batch.num_rows
 
     def flush(self) -> None:
         """The contract query over every batch held, at once: each query has a fixed cost (~20 ms to
         bind and plan, plus the Arrow scan's set-up) and runs faster on more rows; one per 16 MB
         chunk cost ~4 s more on 2 M events (bench/README.md)."""
-        for kind in ("json", "flat", "typed"):
+        for _, kind, rows in self.pending:
+            if kind == "typed":
+                self._take(rows)
+        for kind in ("json", "flat"):
             tables = [t for _, k, t in self.pending if k == kind]
             if not tables:
                 continue
@@ -165,14 +170,28 @@ class _HourWriter:
             table = pa.concat_tables(tables)
             self.con.register("_batch", pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema))
             try:
-                self.con.execute(f"INSERT INTO {self.table} BY NAME " + (
-                    "SELECT * FROM _batch" if kind == "typed" else
-                    typed_records_sql(self.contract, "_batch", kind == "flat", self.rules.times)))
+                self.con.execute(f"INSERT INTO {self.table} BY NAME "
+                                 + typed_records_sql(self.contract, "_batch", kind == "flat", self.rules.times))
             finally:
                 self.con.unregister("_batch")
+            self.empty = False
         self.pending, self.pending_bytes = [], 0
 
+    def _take(self, rows: TypedRows) -> None:
+        """A reader's typed rows into the table: the reader's table becomes the hour's while that is
+        empty and has the same columns (an hour of one flat file is not copied), else it is copied in."""
+        describe = "SELECT column_name, column_type FROM (DESCRIBE {})"
+        if self.empty and (self.con.execute(describe.format(rows.table)).fetchall()
+                           == self.con.execute(describe.format(self.table)).fetchall()):
+            self.con.execute(f"DROP TABLE {self.table}; ALTER TABLE {rows.table} RENAME TO {self.table}")
+        else:
+            self.con.execute(f"INSERT INTO {self.table} BY NAME SELECT * FROM {rows.table}; DROP TABLE {rows.table}")
+        self.empty = False
+
     def drop(self, key: str) -> None:
+        for k, kind, rows in self.pending:
+            if k == key and kind == "typed":
+                self.con.execute(f"DROP TABLE {rows.table}")
         self.pending = [p for p in self.pending if p[0] != key]
         self.pending_bytes = sum(t.nbytes for _, _, t in self.pending)
         self.con.execute(f"DELETE FROM {self.table} WHERE source_file = ?", [key])

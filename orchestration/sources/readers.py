@@ -6,9 +6,10 @@ itself for JSON Lines, a flattened object keyed by the contract's dotted paths f
 Parquet), `file_error` (set when the record cannot be read as one: a line too long, not UTF-8,
 the rest of a file past its size limit) and `max_keys` (at most how many keys the record holds:
 counted from its text by the JSON Lines splitter, its cells with a value for CSV and Parquet;
-NULL where not counted). Text is decompressed and split as a stream, a chunk at a
-time, so neither a gzip bomb nor a 1 GB line is ever held whole; DuckDB reads CSV, Parquet and
-JSON arrays itself, under its memory limit.
+NULL where not counted). A flattened file typed by the source contract's query as it is read
+(`typing`) gives its good rows as `TypedRows` instead: a DuckDB table. Text is decompressed and
+split as a stream, a chunk at a time, so neither a gzip bomb nor a 1 GB line is ever held whole;
+DuckDB reads CSV, Parquet and JSON arrays itself, under its memory limit.
 
 A file found damaged only at its end (a truncated or corrupt gzip stream) raises `DamagedFile`
 after its batches: the caller drops what it took and reads the file again with `damaged=reason`,
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import queue
 import threading
@@ -254,7 +256,7 @@ class ReadAhead:
     caller where it happened, after the batches before it. Memory: `depth` batches (two keep the
     typing fed as well as four did, with ~40 MB less at the peak; bench/README.md, "ninth")."""
 
-    def __init__(self, files: list[tuple[str, Callable[[], Iterator[pa.Table]]]], depth: int = 2):
+    def __init__(self, files: list[tuple[str, Callable[[], Iterator[pa.Table | TypedRows]]]], depth: int = 2):
         self._waiting: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._files = files
@@ -289,7 +291,7 @@ class ReadAhead:
             if not self._put((key, "end", None)):
                 return
 
-    def batches(self, key: str) -> Iterator[pa.Table]:
+    def batches(self, key: str) -> Iterator[pa.Table | TypedRows]:
         while True:
             item_key, kind, item = self._waiting.get()
             if kind == "done":
@@ -309,13 +311,26 @@ class ReadAhead:
 
 # --- Formats DuckDB reads itself ----------------------------------------------------------------
 
-def _batches(relation: duckdb.DuckDBPyConnection, typed: bool = False) -> Iterator[pa.Table]:
-    """The result's batches: raw records, or rows already typed (`typed`)."""
+def _batches(relation: duckdb.DuckDBPyConnection) -> Iterator[pa.Table]:
+    """The result's batches of raw records."""
     reader = relation.fetch_record_batch(BATCH_ROWS)
     for batch in reader:
         if batch.num_rows:
-            table = pa.Table.from_batches([batch])
-            yield table if typed else table.cast(RAW_SCHEMA)
+            yield pa.Table.from_batches([batch]).cast(RAW_SCHEMA)
+
+
+@dataclass(frozen=True)
+class TypedRows:
+    """A flattened file's rows typed by the source contract's query, in the DuckDB table `table` of
+    the reader's database (not TEMP: every cursor sees it), which the caller takes over: the rows
+    are written once, where through Arrow they were exported, then inserted again (bench/README.md)."""
+
+    table: str
+    num_rows: int
+    nbytes = 0  # held by DuckDB, under its memory limit
+
+
+_TYPED_TABLES = itertools.count()
 
 
 def read_json_document(uri: str, con: duckdb.DuckDBPyConnection, limits: ReadLimits) -> Iterator[pa.Table]:
@@ -352,7 +367,7 @@ def _flat_select(columns: list[str], paths: dict[str, str], csv: bool, prefix: s
 
 
 def _typed_flat(con: duckdb.DuckDBPyConnection, typing: FlatTyping, line: str, source: str, columns: dict[str, str],
-                paths: dict[str, str], csv: bool, params: list | None = None) -> duckdb.DuckDBPyConnection:
+                paths: dict[str, str], csv: bool, params: list | None = None) -> Iterator[TypedRows]:
     """The typed rows of a flattened file (`line` numbers the rows of `source`, whose columns are
     `columns`, name -> type): each contract field's text is what JSON text built from the row gives it."""
     texts, unknown = {}, {}
@@ -366,7 +381,12 @@ def _typed_flat(con: duckdb.DuckDBPyConnection, typing: FlatTyping, line: str, s
     cells = "struct_pack(" + ", ".join(f"{ident(col)} := {ident(col)}" for col in columns) + ")"
     sql = typing(f"SELECT {line} AS source_line, {cells} AS cells FROM {source}", texts, unknown,
                  _flat_select(list(columns), paths, csv, prefix="cells."))
-    return con.execute(sql, params or [])
+    table = ident(f"_typed_rows_{next(_TYPED_TABLES)}")
+    rows = con.execute(f"CREATE TABLE {table} AS {sql}", params or []).fetchone()[0]
+    if rows:
+        yield TypedRows(table, rows)
+    else:
+        con.execute(f"DROP TABLE {table}")
 
 
 def _flat_keys(columns: list[str]) -> str:
@@ -407,7 +427,7 @@ def _csv_names(open_stream: Callable[[], IO[bytes]]) -> list[str] | None:
 
 
 def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], limits: ReadLimits,
-             typing: FlatTyping | None = None, open_stream: Callable[[], IO[bytes]] | None = None) -> Iterator[pa.Table]:
+             typing: FlatTyping | None = None, open_stream: Callable[[], IO[bytes]] | None = None) -> Iterator[pa.Table | TypedRows]:
     """A flattened CSV export, typed by `typing` when given. Rows DuckDB cannot parse are returned
     with their line and reason."""
     dialect = "delim = ',', quote = '\"', escape = '\"', max_line_size = ?"
@@ -437,26 +457,24 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         ).fetch_arrow_table().cast(RAW_SCHEMA)
         # Number the good rows as in the file, around the rejected ones: the g-th good row is line
         # g + (rejected lines r_k with r_k - k < g).
-        rejected = np.asarray(bad.column("source_line").to_numpy(), dtype=np.int64)
-        thresholds = rejected - np.arange(1, len(rejected) + 1)
-        line = "(row_number() OVER ())::BIGINT"
-        batches = (_batches(_typed_flat(con, typing, line, "_csv", columns, paths, csv=True), typed=True) if typing else
-                   _batches(con.execute(f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=True)} AS raw, "
-                                        f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM _csv")))
-        for batch in batches:
-            if len(rejected):
-                g = batch.column("source_line").to_numpy()
-                batch = batch.set_column(batch.schema.get_field_index("source_line"), "source_line",
-                                         pa.array(g + np.searchsorted(thresholds, g, side="left"), pa.int64()))
-            yield batch
+        line, source = "(row_number() OVER ())::BIGINT", "_csv"
+        if bad.num_rows:
+            rejected = np.asarray(bad.column("source_line").to_numpy(), dtype=np.int64)
+            con.register("_csv_shifts", pa.table({"shift": rejected - np.arange(1, len(rejected) + 1)}))
+            line = "(_row + (SELECT count(*) FROM _csv_shifts WHERE shift < _row))::BIGINT"
+            source = "(SELECT *, row_number() OVER () AS _row FROM _csv)"
+        yield from (_typed_flat(con, typing, line, source, columns, paths, csv=True) if typing else
+                    _batches(con.execute(f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=True)} AS raw, "
+                                         f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM {source}")))
         if bad.num_rows:
             yield bad
     finally:
         con.execute("DROP TABLE IF EXISTS _csv; DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scan")
+        con.unregister("_csv_shifts")
 
 
 def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str],
-                 typing: FlatTyping | None = None) -> Iterator[pa.Table]:
+                 typing: FlatTyping | None = None) -> Iterator[pa.Table | TypedRows]:
     """A flattened Parquet export, typed by `typing` when given."""
     columns = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [uri]).fetchall()}
     dupes = _duplicate_columns(list(columns), paths)
@@ -465,7 +483,7 @@ def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]
         return
     line, source = "(file_row_number + 1)::BIGINT", "read_parquet(?, file_row_number = true)"
     if typing:
-        yield from _batches(_typed_flat(con, typing, line, source, columns, paths, csv=False, params=[uri]), typed=True)
+        yield from _typed_flat(con, typing, line, source, columns, paths, csv=False, params=[uri])
         return
     yield from _batches(con.execute(
         f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=False)} AS raw, "
@@ -474,9 +492,9 @@ def read_parquet(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str]
 
 # --- One entry point ----------------------------------------------------------------------------
 
-def is_typed(table: pa.Table) -> bool:
-    """A batch of rows typed from a flattened file's columns, not of raw records."""
-    return "event_id" in table.schema.names
+def is_typed(batch: pa.Table | TypedRows) -> bool:
+    """Rows typed from a flattened file's columns, not a batch of raw records."""
+    return isinstance(batch, TypedRows)
 
 
 def is_flat(fmt: str) -> bool:
@@ -485,9 +503,9 @@ def is_flat(fmt: str) -> bool:
 
 def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: duckdb.DuckDBPyConnection,
                  paths: dict[str, str], limits: ReadLimits, damaged: str | None = None,
-                 typing: FlatTyping | None = None) -> Iterator[pa.Table]:
+                 typing: FlatTyping | None = None) -> Iterator[pa.Table | TypedRows]:
     """Batches of raw records of one file of format `fmt` (as named by the contract's layout); a
-    flattened file's good rows already typed when `typing` is given (`is_typed`). DuckDB errors on
+    flattened file's good rows already typed, in a table, when `typing` is given (`is_typed`). DuckDB errors on
     a file DuckDB reads itself are the file's: one record with the reason."""
     base = fmt.lower().removesuffix(".gz")
     if is_text(fmt):

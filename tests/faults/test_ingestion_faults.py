@@ -164,6 +164,11 @@ def landed(tmp_path_factory):
     f.atomic("ragged.csv", t1, write_csv(rows, extra_lines=["csvragged-x,u,card-displayed,2026-01-05T10:30:00Z,extra,cells",
                                                           "csvragged-y"]), good=[r["id"] for r in rows])
     f.atomic("duphead.csv", t1, write_csv(atomic_rows("duphead", t1), header=["id", "endUserId", "analyticsEvent", "timestamp", "ID"]))
+    rows = atomic_rows("csvmid", t2)  # a malformed row between good ones, and a quote left open at the end
+    lines = [",".join(rows[0])] + [",".join(r.values()) for r in rows]
+    lines[2:2] = ["csvmid-x,u"]
+    f.atomic("midragged.csv", t2, lambda path: path.write_text("\n".join(lines + ['csvmid-y,"u,card-displayed']) + "\n"),
+             good=[r["id"] for r in rows])
     rows = atomic_rows("pqnoreq", t1)
     f.atomic("noreq.parquet", t1, write_parquet(rows, drop=("endUserId",)))
     rows = atomic_rows("pqok", t2)
@@ -358,6 +363,15 @@ def test_csv_ragged_rows_are_quarantined_and_the_rest_land(landed):
     assert sorted(line for _, line, _, _ in rows) == [5, 6]
     assert all(reason.startswith("malformed CSV row") for *_, reason in rows)
     assert {f"csvragged-{i}" for i in range(4)} <= event_ids(settings, "atomic")
+
+
+def test_csv_rows_around_malformed_ones_land_under_their_own_row_numbers(landed):
+    _, settings, _, _, _ = landed
+    kept = duckdb.sql(f"select event_id, source_line from read_parquet('{settings.lake}/atomic/events/*/*.parquet', "
+                      "hive_partitioning = false) where source_file like '%midragged.csv'").fetchall()
+    assert sorted(kept) == [("csvmid-0", 1), ("csvmid-1", 3), ("csvmid-2", 4), ("csvmid-3", 5)]
+    rows = sorted((line, reason) for name, line, _, reason in quarantined(settings, "atomic") if name == "midragged.csv")
+    assert [line for line, _ in rows] == [2, 6] and all(reason.startswith("malformed CSV row: ") for _, reason in rows)
 
 
 def test_csv_duplicate_header_quarantines_the_file(landed):
