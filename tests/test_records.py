@@ -170,3 +170,24 @@ def test_duplicate_and_unknown_keys_are_found_whatever_the_spacing(contracts):
     ])
     assert rows[0]["reason"].startswith("duplicate key EventId")
     assert rows[1]["reason"] is None and rows[1]["unknown_fields"] == ["Clip.New"]
+
+
+def test_keys_inside_an_object_fields_value_hide_no_unknown_or_duplicate_key(contracts):
+    """An object field's value (Atomic's eventDetail) holds keys the contract does not name; its
+    keys count towards what a record may hold, never so that one of the record's own goes unseen."""
+    head = '"id":"{id}","endUserId":"u","analyticsEvent":"card-displayed","timestamp":"2026-01-05T05:00:00Z"'
+    detail = '"platformContext":{{"flowVersion":1,"eventDetail":{detail}}}'
+    rows = typed(contracts["atomic"], ["{" + head.format(id=i) + "," + detail.format(detail=d) + rest + "}" for i, (d, rest) in
+                                       enumerate([('{"source":"api","requestId":"r"}', ""),
+                                                  ('{"a":1}', ',"zzz":1'),
+                                                  ('{"a":{"b":1,"c":[{"d":2}]}}', ',"endUserId":"v"'),
+                                                  ('"{\\"x\\":1,\\"y\\":2}"', ',"eventContext":{"ip":"1.2.3.4","new":1}'),
+                                                  ('{"a" : 1 , "b" :2}', ',"eventContext":{"ip":"1","ip":"2"}'),
+                                                  ('[{"a":1}]', ',"sdkContext":{"platform":"Web","more":2}')])])
+    outcome = [(r["reason"], r["unknown_fields"]) for r in rows]
+    assert outcome[0] == (None, None)
+    assert outcome[1] == (None, ["zzz"])
+    assert outcome[2][0].startswith("duplicate key endUserId")
+    assert outcome[3] == (None, ["eventContext.new"])
+    assert outcome[4][0].startswith("duplicate key eventContext.ip")
+    assert outcome[5][1] == ["sdkContext.more"]
