@@ -104,13 +104,14 @@ WHERE h.event_hour >= TIMESTAMP '{start}' AND h.event_hour < TIMESTAMP '{end}'
 
 # The landed rows of the target hours that are not kept: every copy of an id in the window, and
 # every copy but the first delivered (earliest arrival hour, then file, then line) of the others.
-# Few, so the writes anti-join them (a semi join with the winners built a hash table of every row).
+# Few, so the writes anti-join them (a semi join with the winners built a hash table of every row),
+# each hour's write those of its own hour (a hash table of the chunk's for each hour cost ~4 %).
 # Not TEMP: the writes run on cursors of the connection.
 DROPPED_SQL = """
 CREATE OR REPLACE TABLE _dropped AS
-SELECT source_file, source_line, landed_file
+SELECT source_file, source_line, landed_file, event_hour
 FROM (
-    SELECT l.source_file, l.source_line, l.filename AS landed_file, w.in_window,
+    SELECT l.source_file, l.source_line, l.filename AS landed_file, w.in_window, w.event_hour,
            row_number() OVER (PARTITION BY l.event_id, w.event_hour
                               ORDER BY l.arrival_hour, l.source_file, l.source_line) AS copy
     FROM {rows} l
@@ -179,7 +180,8 @@ def _build_chunk(contract: SourceContract, lake: Store, start: datetime, end: da
                 queries[files[h][-1]] = f"""
                     SELECT {column_list(lake_columns(contract), "l")}
                     FROM {read_lake_rows(lake, rest, contract.lake_schema())} l
-                    ANTI JOIN _dropped d ON l.source_file = d.source_file AND l.source_line = d.source_line"""
+                    ANTI JOIN (SELECT * FROM _dropped WHERE event_hour = TIMESTAMP '{h:%Y-%m-%d %H:00:00}') d
+                      ON l.source_file = d.source_file AND l.source_line = d.source_line"""
         write_files(con, lake, queries)
     published: dict[datetime, list[str]] = {}
     for hour in targets:
