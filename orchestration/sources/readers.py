@@ -443,13 +443,18 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
     if dupes:
         yield file_error_table(f"duplicate column in the CSV header: {', '.join(dupes[:5])}")
         return
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM read_csv(?, {columns}, header = true, {dialect}, "
-        "store_rejects = true, rejects_scan = '_csv_scan', rejects_table = '_csv_rejects')",
-        [uri, limits.max_line_bytes],
-    )
+    rows = (f"read_csv(?, {columns}, header = true, {dialect}, "
+            "store_rejects = true, rejects_scan = '_csv_scan', rejects_table = '_csv_rejects')")
+    straight = typing is not None and columns.startswith("auto_detect")  # the names known: typed as read, no table between
+    typed: list[TypedRows] = []  # the rows typed as read, until handed over
+    if not straight:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM {rows}", [uri, limits.max_line_bytes])
     try:
-        columns = {r[0]: r[1] for r in con.execute("DESCRIBE _csv").fetchall()}
+        # the g-th good row, numbered again below around the rejected lines
+        line, source = "(row_number() OVER ())::BIGINT", rows if straight else "_csv"
+        columns = dict.fromkeys(names, "VARCHAR") if straight else {r[0]: r[1] for r in con.execute("DESCRIBE _csv").fetchall()}
+        typed = list(_typed_flat(con, typing, line, source, columns, paths, csv=True,
+                                 params=[uri, limits.max_line_bytes])) if straight else []
         bad = con.execute(
             "SELECT (line - 1)::BIGINT AS source_line, left(min(csv_line), ?)::VARCHAR AS raw, "
             "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; ' ORDER BY error_message))::VARCHAR AS file_error, "
@@ -457,18 +462,28 @@ def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], li
         ).fetch_arrow_table().cast(RAW_SCHEMA)
         # Number the good rows as in the file, around the rejected ones: the g-th good row is line
         # g + (rejected lines r_k with r_k - k < g).
-        line, source = "(row_number() OVER ())::BIGINT", "_csv"
+        shifted = "(SELECT count(*) FROM _csv_shifts WHERE shift < {g})"
         if bad.num_rows:
             rejected = np.asarray(bad.column("source_line").to_numpy(), dtype=np.int64)
             con.register("_csv_shifts", pa.table({"shift": rejected - np.arange(1, len(rejected) + 1)}))
-            line = "(_row + (SELECT count(*) FROM _csv_shifts WHERE shift < _row))::BIGINT"
-            source = "(SELECT *, row_number() OVER () AS _row FROM _csv)"
-        yield from (_typed_flat(con, typing, line, source, columns, paths, csv=True) if typing else
-                    _batches(con.execute(f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=True)} AS raw, "
-                                         f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM {source}")))
+            if straight:
+                for rows_ in typed:
+                    con.execute(f"UPDATE {rows_.table} SET source_line = source_line + {shifted.format(g='source_line')}")
+            else:
+                line = f"(_row + {shifted.format(g='_row')})::BIGINT"
+                source = "(SELECT *, row_number() OVER () AS _row FROM _csv)"
+        if straight:
+            while typed:
+                yield typed.pop(0)
+        else:
+            yield from (_typed_flat(con, typing, line, source, columns, paths, csv=True) if typing else
+                        _batches(con.execute(f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=True)} AS raw, "
+                                             f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM {source}")))
         if bad.num_rows:
             yield bad
     finally:
+        for rows_ in typed:  # not handed over: a failure before it
+            con.execute(f"DROP TABLE IF EXISTS {rows_.table}")
         con.execute("DROP TABLE IF EXISTS _csv; DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scan")
         con.unregister("_csv_shifts")
 
