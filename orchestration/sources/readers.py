@@ -428,57 +428,53 @@ def _csv_names(open_stream: Callable[[], IO[bytes]]) -> list[str] | None:
 
 def read_csv(uri: str, con: duckdb.DuckDBPyConnection, paths: dict[str, str], limits: ReadLimits,
              typing: FlatTyping | None = None, open_stream: Callable[[], IO[bytes]] | None = None) -> Iterator[pa.Table | TypedRows]:
-    """A flattened CSV export, typed by `typing` when given. Rows DuckDB cannot parse are returned
-    with their line and reason."""
+    """A flattened CSV export, typed by `typing` when given (straight from DuckDB's reader when the
+    header was parsed here, else from a table of the raw rows). Rows DuckDB cannot parse are
+    returned with their line and reason."""
     dialect = "delim = ',', quote = '\"', escape = '\"', max_line_size = ?"
     names = _csv_names(open_stream) if open_stream is not None else None
     if names is None:
         header = con.execute(f"SELECT * FROM read_csv(?, header = false, all_varchar = true, {dialect}, ignore_errors = true) "
                              "LIMIT 1", [uri, limits.max_line_bytes]).fetchone()
         names = [h for h in (header or ()) if h is not None]
-        columns = "all_varchar = true"
+        read_as = "all_varchar = true"
     else:
-        columns = "auto_detect = false, columns = {" + ", ".join(f"{sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+        read_as = "auto_detect = false, columns = {" + ", ".join(f"{sql_str(n)}: 'VARCHAR'" for n in names) + "}"
     dupes = _duplicate_columns(names, paths)
     if dupes:
         yield file_error_table(f"duplicate column in the CSV header: {', '.join(dupes[:5])}")
         return
-    rows = (f"read_csv(?, {columns}, header = true, {dialect}, "
+    rows = (f"read_csv(?, {read_as}, header = true, {dialect}, "
             "store_rejects = true, rejects_scan = '_csv_scan', rejects_table = '_csv_rejects')")
-    straight = typing is not None and columns.startswith("auto_detect")  # the names known: typed as read, no table between
-    typed: list[TypedRows] = []  # the rows typed as read, until handed over
-    if not straight:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM {rows}", [uri, limits.max_line_bytes])
+    params = [uri, limits.max_line_bytes]
+    typed: list[TypedRows] = []  # the reader's tables of typed rows, until handed over
     try:
-        # the g-th good row, numbered again below around the rejected lines
-        line, source = "(row_number() OVER ())::BIGINT", rows if straight else "_csv"
-        columns = dict.fromkeys(names, "VARCHAR") if straight else {r[0]: r[1] for r in con.execute("DESCRIBE _csv").fetchall()}
-        typed = list(_typed_flat(con, typing, line, source, columns, paths, csv=True,
-                                 params=[uri, limits.max_line_bytes])) if straight else []
+        if typing is not None and read_as.startswith("auto_detect"):  # names parsed here: typed as read, no table between
+            source, columns = rows, dict.fromkeys(names, "VARCHAR")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM {rows}", params)
+            source, params = "_csv", []
+            columns = {r[0]: r[1] for r in con.execute("DESCRIBE _csv").fetchall()}
+        line = "(row_number() OVER ())::BIGINT"  # the g-th good row
+        if typing is not None:
+            typed = list(_typed_flat(con, typing, line, source, columns, paths, csv=True, params=params))
         bad = con.execute(
             "SELECT (line - 1)::BIGINT AS source_line, left(min(csv_line), ?)::VARCHAR AS raw, "
             "('malformed CSV row: ' || string_agg(DISTINCT error_message, '; ' ORDER BY error_message))::VARCHAR AS file_error, "
             "NULL::INTEGER AS max_keys FROM _csv_rejects GROUP BY line ORDER BY line", [RAW_CUT]
         ).fetch_arrow_table().cast(RAW_SCHEMA)
-        # Number the good rows as in the file, around the rejected ones: the g-th good row is line
-        # g + (rejected lines r_k with r_k - k < g).
-        shifted = "(SELECT count(*) FROM _csv_shifts WHERE shift < {g})"
-        if bad.num_rows:
+        if bad.num_rows:  # numbered as in the file, around the rejected lines: the g-th good row is line g + (r_k with r_k - k < g)
             rejected = np.asarray(bad.column("source_line").to_numpy(), dtype=np.int64)
             con.register("_csv_shifts", pa.table({"shift": rejected - np.arange(1, len(rejected) + 1)}))
-            if straight:
-                for rows_ in typed:
-                    con.execute(f"UPDATE {rows_.table} SET source_line = source_line + {shifted.format(g='source_line')}")
-            else:
-                line = f"(_row + {shifted.format(g='_row')})::BIGINT"
-                source = "(SELECT *, row_number() OVER () AS _row FROM _csv)"
-        if straight:
-            while typed:
-                yield typed.pop(0)
-        else:
-            yield from (_typed_flat(con, typing, line, source, columns, paths, csv=True) if typing else
-                        _batches(con.execute(f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=True)} AS raw, "
-                                             f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM {source}")))
+            shifted = "(SELECT count(*) FROM _csv_shifts WHERE shift < {})"
+            for rows_ in typed:
+                con.execute(f"UPDATE {rows_.table} SET source_line = source_line + {shifted.format('source_line')}")
+            line, source = f"(_row + {shifted.format('_row')})::BIGINT", f"(SELECT *, row_number() OVER () AS _row FROM {source})"
+        while typed:
+            yield typed.pop(0)
+        if typing is None:
+            yield from _batches(con.execute(f"SELECT {line} AS source_line, {_flat_select(list(columns), paths, csv=True)} AS raw, "
+                                            f"NULL::VARCHAR AS file_error, {_flat_keys(list(columns))} AS max_keys FROM {source}"))
         if bad.num_rows:
             yield bad
     finally:
