@@ -34,8 +34,9 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from bench_dirs import OUT
+
 UTC = timezone.utc
-OUT = Path(__file__).resolve().parent / "out"
 START = datetime(2026, 2, 1, tzinfo=UTC)  # first event hour; batch keys run START+1h ... START+hours
 FORMATS = ("ndjson", "csv", "parquet")
 FLAT_SPELLING = {"sdkContext.isDnDActive": "sdkContext.isDNDActive"}  # the vendor's flattened example

@@ -17,11 +17,11 @@ import shutil
 import time
 from datetime import datetime, timezone
 from importlib import import_module
-from pathlib import Path
 
+import bench_dirs
 from sample_exports import SOURCES
 
-OUT = Path(__file__).resolve().parent / "out" / "generate"
+OUT = bench_dirs.OUT / "generate"
 START = datetime(2026, 1, 5, 20, tzinfo=timezone.utc)  # a day that crosses midnight
 
 

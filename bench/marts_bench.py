@@ -45,9 +45,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-BENCH = Path(__file__).resolve().parent
+import bench_dirs
+
+BENCH = bench_dirs.BENCH
 REPO = BENCH.parent
-OUT = BENCH / "out" / "marts"
+OUT = bench_dirs.OUT / "marts"
 FLOOR_PROJECT = BENCH / "dbt_floor"
 UTC = timezone.utc
 START = datetime(2026, 1, 5, tzinfo=UTC)

@@ -22,8 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the Omny file writer the tests use
 from omny_files import write_omny_file  # noqa: E402
 
+from bench_dirs import OUT  # noqa: E402
+
 UTC = timezone.utc
-OUT = Path(__file__).resolve().parent / "out"
 START = datetime(2026, 2, 1, tzinfo=UTC)
 
 
