@@ -43,7 +43,7 @@ class StorageResource(dg.ConfigurableResource):
 
     def store(self) -> Store:
         if self.is_s3:
-            return S3Store(self.root, self.s3.get_client())
+            return S3Store(self.root, self.s3.get_client(), self.s3_attempts)
         return LocalStore(self.root)
 
     def s3_access(self) -> S3Access:

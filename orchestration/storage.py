@@ -6,6 +6,7 @@ same locations through `uri(key)` (httpfs for S3, see `duckdb_connection`).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,8 +17,9 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import duckdb
@@ -266,12 +268,12 @@ class S3Store(Store):
     """An S3 prefix. Each object PUT is atomic, so results are written in place and stale
     objects removed afterwards; `publish` is a server-side copy for single files."""
 
-    def __init__(self, root: str, client: Any):
+    def __init__(self, root: str, client: Any, attempts: int = Settings.s3_max_attempts):
         assert root.startswith("s3://")
         self.root = root.rstrip("/")
         bucket, _, prefix = self.root[len("s3://"):].partition("/")
         self.bucket, self.prefix = bucket, (prefix + "/" if prefix else "")
-        self.client = client
+        self.client, self.attempts = client, attempts
         # A request that still fails after boto's retries names the endpoint it could not reach.
         client.meta.events.register("after-call.s3", _name_endpoint_in_errors, unique_id=_NAME_ENDPOINT_HANDLER)
 
@@ -301,12 +303,16 @@ class S3Store(Store):
 
     def open(self, key: str) -> IO[bytes]:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+            return self._body(key)
         except self.client.exceptions.NoSuchKey:
             raise FileNotFoundError(f"{key}: no such object") from None
 
     def read_bytes(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        with self._body(key) as body:
+            return body.read()
+
+    def _body(self, key: str) -> IO[bytes]:
+        return ResumedBody(partial(self.client.get_object, Bucket=self.bucket, Key=self.prefix + key), self.attempts)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
@@ -358,6 +364,56 @@ class S3Store(Store):
             chunk = [{"Key": self.prefix + k} for k in leftovers[i : i + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
         return sorted(leftovers)
+
+
+class ChangedWhileRead(OSError):
+    """The S3 object was replaced while it was read: what was read is of a version that is gone."""
+
+
+class ResumedBody(io.RawIOBase):
+    """An S3 object's body that, when its download is cut short (the connection dropped mid-body,
+    a read timed out), asks for the rest of the same version (a `Range` request with `IfMatch`
+    its ETag), up to `attempts` downloads in all. botocore retries a request, never a body it has
+    begun to stream; and its body used as a context manager hands out the raw stream, which ends
+    quietly where the connection dropped (a good file read as a truncated one)."""
+
+    def __init__(self, get: Callable[..., dict], attempts: int):
+        import botocore.exceptions as bex
+
+        self._cut = (bex.IncompleteReadError, bex.ResponseStreamingError, bex.ReadTimeoutError, bex.ConnectionClosedError)
+        self._client_error = bex.ClientError
+        answer = get()
+        self._get, self._etag, self._body = get, answer["ETag"], answer["Body"]
+        self._received, self._resumes = 0, 0
+        self._attempts = attempts
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            try:
+                n = self._body.readinto(buffer)
+            except self._cut:
+                self._resumes += 1
+                if self._resumes >= self._attempts:
+                    raise
+                self._body.close()
+                time.sleep(min(20.0, 0.1 * 2 ** self._resumes))
+                try:
+                    self._body = self._get(Range=f"bytes={self._received}-", IfMatch=self._etag)["Body"]
+                except self._client_error as exc:
+                    if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                        raise ChangedWhileRead("the object was replaced while it was read") from None
+                    raise
+                continue
+            self._received += n
+            return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
 
 
 _NAME_ENDPOINT_HANDLER = "warehouse-name-endpoint-in-errors"

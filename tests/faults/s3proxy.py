@@ -4,14 +4,16 @@ server), and a moto server that checks request signatures against a chosen secre
 `FaultProxy(upstream)` listens on 127.0.0.1 and forwards every request unchanged (the Host
 header too, so SigV4 signatures still match) until told to fail: `fail_next(n)` answers the
 next n requests, `fail_for(seconds)` every request for that long, `fail_always()` every
-request, with an S3 error (503 SlowDown by default, or 500 InternalError, ...). Clients are
-told apart by their User-Agent (`boto` for botocore, `duckdb` for DuckDB's httpfs).
+request, with an S3 error (503 SlowDown by default, or 500 InternalError, ...); `cut_bodies(n)`
+forwards the next n GETs but drops the connection halfway through each answer's body. Clients
+are told apart by their User-Agent (`boto` for botocore, `duckdb` for DuckDB's httpfs).
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
@@ -68,6 +71,7 @@ class Fault:
 class Stats:
     requests: Counter = field(default_factory=Counter)  # client -> requests seen
     faults: Counter = field(default_factory=Counter)  # client -> requests answered with a fault
+    cuts: Counter = field(default_factory=Counter)  # client -> answers cut short
 
 
 def client_of(user_agent: str) -> str:
@@ -86,6 +90,7 @@ class FaultProxy:
         self.stats = Stats()
         self.log: list[tuple[float, str, str, str, int]] = []  # (monotonic time, client, method, path, fault status or 0)
         self._faults: list[Fault] = []
+        self._cuts: list[tuple[Fault, Callable[[], object]]] = []  # GETs to cut short, and what then
         self._lock = threading.Lock()
         proxy = self
 
@@ -135,6 +140,8 @@ class FaultProxy:
                     conn.endheaders(body or None)
                     response = conn.getresponse()
                     data = response.read()
+                    cut = (self.command == "GET" and response.status in (200, 206) and len(data) > 1
+                           and proxy._take_cut(client, self.path))  # its callback, or None
                     self.send_response(response.status, response.reason)
                     for name, value in response.getheaders():
                         if name.lower() not in HOP_BY_HOP and name.lower() not in ("content-length", "date", "server"):
@@ -144,7 +151,13 @@ class FaultProxy:
                     else:
                         self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    if self.command != "HEAD":
+                    if cut:  # the whole length announced, half of it sent, then the connection dropped
+                        self.wfile.write(data[:len(data) // 2])
+                        self.wfile.flush()
+                        cut()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                    elif self.command != "HEAD":
                         self.wfile.write(data)
                 finally:
                     conn.close()
@@ -184,6 +197,21 @@ class FaultProxy:
                 self.stats.faults[client] += 1
             return fault
 
+    def _take_cut(self, client: str, path: str) -> Callable[[], object] | None:
+        with self._lock:
+            hits = [then for f, then in self._cuts if f.hit(client, path)]  # every rule counts every GET
+            if hits:
+                self.stats.cuts[client] += 1
+            return hits[0] if hits else None
+
+    def cut_bodies(self, n: int, client: str | None = None, path_prefix: str = "/",
+                   then: Callable[[], object] = lambda: None) -> None:
+        """The next n GETs (of `client`, for paths under `path_prefix`) lose their connection halfway
+        through the body, after a full Content-Length: a network that drops mid-download. `then`
+        runs after the half is sent, before the drop (the object replaced meanwhile, say)."""
+        with self._lock:
+            self._cuts.append((Fault(remaining=n, client=client, path_prefix=path_prefix), then))
+
     def add(self, fault: Fault) -> None:
         with self._lock:
             self._faults.append(fault)
@@ -211,6 +239,7 @@ class FaultProxy:
     def heal(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._cuts.clear()
 
     def outages(self) -> list[tuple[float, float]]:
         """(start, end) in monotonic time of each outage that began."""

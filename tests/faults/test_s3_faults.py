@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import signal
@@ -163,6 +164,57 @@ def test_a_backfill_on_s3_rides_out_errors_and_an_outage_signing_with_a_secret_f
     assert any(p.suffix == ".db" for p in written)  # the run and event storage
     for path in written:
         assert MARKER.encode() not in path.read_bytes(), path
+
+
+def _cut_landing(s3_env, tmp_path: Path, name: str) -> Path:
+    """One hour of Omny files in a landing bucket of its own (the server is shared by the session)."""
+    for bucket in (f"{name}-drop", f"{name}-lake"):
+        s3_env.create_bucket(Bucket=bucket)
+    landing = tmp_path / "landing"
+    generate_all(landing, START, 1, seed=11, sources=("omny",))
+    _upload(s3_env, landing, f"{name}-drop", "exports/")
+    return landing
+
+
+def test_downloads_cut_short_are_resumed_and_the_lake_is_as_without_faults(s3_env, s3_server, tmp_path, monkeypatch):
+    """The network drops three of the landing's downloads halfway through (their whole length
+    announced): each goes on from the byte it broke at, and the lake is exactly as without faults,
+    nothing quarantined. botocore alone retries requests, not a body it has begun to stream."""
+    landing = _cut_landing(s3_env, tmp_path, "cut")
+    with FaultProxy(s3_server) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        proxy.cut_bodies(3, client="boto", path_prefix="/cut-drop/")
+        report = run_backfill(_settings(tmp_path, proxy.url, "cut-drop", "cut-lake"), START, START + timedelta(hours=1),
+                              ["omny"], marts=False)
+        assert report.ok, (report.errors, report.failed_checks)
+        assert proxy.stats.cuts["boto"] == 3
+    assert report.landed["omny"]["rows_quarantined"] == 0
+    assert _omny_events(s3_env, "cut-lake") == expected_omny_ids(landing)
+
+
+def test_a_file_replaced_while_it_is_read_is_reported_so_and_landed_again_by_a_rerun(s3_env, s3_server, tmp_path,
+                                                                                      monkeypatch):
+    """A landing file rewritten by its vendor while its download was cut: the rest of the old
+    version is gone, so its records are quarantined with that reason, the other files land, and
+    a re-run of the hour lands the new version (here the same records, gzipped again)."""
+    landing = _cut_landing(s3_env, tmp_path, "swap")
+    key = next(o["Key"] for o in s3_env.list_objects_v2(Bucket="swap-drop")["Contents"] if "/omny/" in o["Key"])
+    regzipped = gzip.compress(gzip.decompress((landing / key.removeprefix("exports/")).read_bytes()), mtime=1)
+    with FaultProxy(s3_server) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        proxy.cut_bodies(1, client="boto", path_prefix=f"/swap-drop/{key}",
+                         then=lambda: s3_env.put_object(Bucket="swap-drop", Key=key, Body=regzipped))
+        settings = _settings(tmp_path, proxy.url, "swap-drop", "swap-lake")
+        first = run_backfill(settings, START, START + timedelta(hours=1), ["omny"], marts=False)
+        assert first.ok, (first.errors, first.failed_checks)
+        assert proxy.stats.cuts["boto"] == 1
+        assert first.landed["omny"]["quarantine_reasons"] == {
+            "unreadable file: ChangedWhileRead: the object was replaced while it was read": 1}
+        assert first.landed["omny"]["rows_landed"] > 0  # the other files landed
+        again = run_backfill(settings, START, START + timedelta(hours=1), ["omny"], marts=False)
+        assert again.ok, (again.errors, again.failed_checks)
+    assert again.landed["omny"]["rows_quarantined"] == 0
+    assert _omny_events(s3_env, "swap-lake") == expected_omny_ids(landing)
 
 
 def test_a_killed_runs_leftovers_are_swept_once_old_enough_never_a_live_runs(tmp_path, s3_env):
