@@ -166,29 +166,42 @@ def test_a_backfill_on_s3_rides_out_errors_and_an_outage_signing_with_a_secret_f
         assert MARKER.encode() not in path.read_bytes(), path
 
 
-def _cut_landing(s3_env, tmp_path: Path, name: str) -> Path:
-    """One hour of Omny files in a landing bucket of its own (the server is shared by the session)."""
+def _cut_landing(s3_env, tmp_path: Path, name: str, sources: tuple[str, ...] = ("omny",)) -> Path:
+    """One hour of files in a landing bucket of its own (the server is shared by the session)."""
     for bucket in (f"{name}-drop", f"{name}-lake"):
         s3_env.create_bucket(Bucket=bucket)
     landing = tmp_path / "landing"
-    generate_all(landing, START, 1, seed=11, sources=("omny",))
+    generate_all(landing, START, 1, seed=11, sources=sources)
     _upload(s3_env, landing, f"{name}-drop", "exports/")
     return landing
 
 
 def test_downloads_cut_short_are_resumed_and_the_lake_is_as_without_faults(s3_env, s3_server, tmp_path, monkeypatch):
-    """The network drops three of the landing's downloads halfway through (their whole length
-    announced): each goes on from the byte it broke at, and the lake is exactly as without faults,
-    nothing quarantined. botocore alone retries requests, not a body it has begun to stream."""
-    landing = _cut_landing(s3_env, tmp_path, "cut")
+    """The network drops the landing's first downloads halfway through (their whole length
+    announced), Omny's gzipped files and Airkit's plain JSON Lines: each goes on from the byte it
+    broke at: every line is read, the ledgers are those of the same files without faults, and the
+    Omny events are exactly the expected ones.
+    (botocore alone retries requests, not a body it has begun to stream: a gzip file read as
+    truncated, a plain one as shorter than it is.)"""
+    landing = _cut_landing(s3_env, tmp_path, "cut", ("omny", "airkit"))
+    airkit_lines = sum(len((gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()).splitlines())
+                       for p in (landing / "airkit").rglob("*.jsonl*"))
+    s3_env.create_bucket(Bucket="cut-clean")
+    clean = run_backfill(_settings(tmp_path, s3_server, "cut-drop", "cut-clean"), START, START + timedelta(hours=1),
+                         ["omny", "airkit"], marts=False)  # the same files, no fault
     with FaultProxy(s3_server) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        proxy.cut_bodies(3, client="boto", path_prefix="/cut-drop/")
+        proxy.cut_bodies(3, client="boto", path_prefix="/cut-drop/exports/omny/")
+        proxy.cut_bodies(2, client="boto", path_prefix="/cut-drop/exports/airkit/")
         report = run_backfill(_settings(tmp_path, proxy.url, "cut-drop", "cut-lake"), START, START + timedelta(hours=1),
-                              ["omny"], marts=False)
+                              ["omny", "airkit"], marts=False)
         assert report.ok, (report.errors, report.failed_checks)
-        assert proxy.stats.cuts["boto"] == 3
+        assert proxy.stats.cuts["boto"] == 5
+    ledger = ("rows_read", "rows_landed", "rows_quarantined", "quarantine_reasons")
+    for source in ("omny", "airkit"):
+        assert {k: report.landed[source].get(k) for k in ledger} == {k: clean.landed[source].get(k) for k in ledger}
     assert report.landed["omny"]["rows_quarantined"] == 0
+    assert report.landed["airkit"]["rows_read"] == airkit_lines  # every line read
     assert _omny_events(s3_env, "cut-lake") == expected_omny_ids(landing)
 
 
