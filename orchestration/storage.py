@@ -390,6 +390,12 @@ class ResumedBody(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def readall(self) -> bytes:  # RawIOBase's reads 8 KB a call
+        chunks = []
+        while chunk := self.read(1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def readinto(self, buffer: Any) -> int:
         while True:
             try:
