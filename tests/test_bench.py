@@ -39,8 +39,8 @@ def test_make_bench_measures_every_scenario_and_baseline_on_the_same_answer(tmp_
     lines, distinct = duckdb.sql(f"SELECT count(*), count(DISTINCT EventId) FROM read_json('{files}')").fetchone()
     assert lines > distinct > EVENTS * 0.95  # re-deliveries among the lines
     assert by["duckdb_read_json"]["rows_out"] == lines
-    assert {name: by[name]["rows_out"] for name in ("duckdb_distinct_on", "dlt_merge", "dlt_merge_parquet", "core")} == \
-        dict.fromkeys(("duckdb_distinct_on", "dlt_merge", "dlt_merge_parquet", "core"), distinct)
+    deduped = ("duckdb_distinct_on", "dlt_merge", "dlt_merge_parquet", "core")
+    assert {name: by[name]["rows_out"] for name in deduped} == dict.fromkeys(deduped, distinct)
     assert by["atomic_core"]["rows_out"] == EVENTS // 2  # the generator's distinct Atomic events
     assert by["atomic_duckdb_floor"]["rows_out"] > EVENTS // 2  # with their re-delivered copies
 
