@@ -373,7 +373,8 @@ class ChangedWhileRead(OSError):
 class ResumedBody(io.RawIOBase):
     """An S3 object's body that, when its download is cut short (the connection dropped mid-body,
     a read timed out), asks for the rest of the same version (a `Range` request with `IfMatch`
-    its ETag), up to `attempts` downloads in all. botocore retries a request, never a body it has
+    its ETag), up to `attempts` downloads in all, waiting between them as httpfs does between its
+    retries (at most boto's 20 s). botocore retries a request, never a body it has
     begun to stream; and its body used as a context manager hands out the raw stream, which ends
     quietly where the connection dropped (a good file read as a truncated one)."""
 
@@ -405,7 +406,7 @@ class ResumedBody(io.RawIOBase):
                 if self._resumes >= self._attempts:
                     raise
                 self._body.close()
-                time.sleep(min(20.0, 0.1 * 2 ** self._resumes))
+                time.sleep(min(20.0, HTTP_RETRY_WAIT_MS / 1000 * HTTP_RETRY_BACKOFF ** (self._resumes - 1)))  # as httpfs waits
                 try:
                     self._body = self._get(Range=f"bytes={self._received}-", IfMatch=self._etag)["Body"]
                 except self._client_error as exc:

@@ -62,16 +62,23 @@ def _settings(tmp_path: Path, endpoint: str, drop: str = "vendor-drop", lake: st
                               "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1", **extra})
 
 
+def _an_hour_on_s3(client, tmp_path: Path, name: str, sources: tuple[str, ...] = ("omny",)) -> Path:
+    """One hour of sample files in `<name>-drop/exports/`, and an empty `<name>-lake`: buckets of
+    the test's own (the server is shared by the session). Returns the files' local folder."""
+    for bucket in (f"{name}-drop", f"{name}-lake"):
+        client.create_bucket(Bucket=bucket)
+    landing = tmp_path / "landing"
+    generate_all(landing, START, 1, seed=11, sources=sources)
+    _upload(client, landing, f"{name}-drop", "exports/")
+    return landing
+
+
 def test_a_permanent_outage_fails_clearly_naming_the_endpoint_never_the_secret(s3_env, s3_server, tmp_path,
                                                                                 monkeypatch, capfd, caplog):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)  # moto here does not check signatures
     direct = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key=SECRET)
-    for bucket in ("outage-drop", "outage-lake"):  # buckets of its own: the server is shared by the session
-        direct.create_bucket(Bucket=bucket)
-    landing = tmp_path / "landing"
-    generate_all(landing, START, 1, seed=11, sources=("omny",))
-    _upload(direct, landing, "outage-drop", "exports/")
+    _an_hour_on_s3(direct, tmp_path, "outage")
 
     caplog.set_level(logging.DEBUG, logger="dagster")
     with FaultProxy(s3_server) as proxy:
@@ -166,16 +173,6 @@ def test_a_backfill_on_s3_rides_out_errors_and_an_outage_signing_with_a_secret_f
         assert MARKER.encode() not in path.read_bytes(), path
 
 
-def _cut_landing(s3_env, tmp_path: Path, name: str, sources: tuple[str, ...] = ("omny",)) -> Path:
-    """One hour of files in a landing bucket of its own (the server is shared by the session)."""
-    for bucket in (f"{name}-drop", f"{name}-lake"):
-        s3_env.create_bucket(Bucket=bucket)
-    landing = tmp_path / "landing"
-    generate_all(landing, START, 1, seed=11, sources=sources)
-    _upload(s3_env, landing, f"{name}-drop", "exports/")
-    return landing
-
-
 def test_downloads_cut_short_are_resumed_and_the_lake_is_as_without_faults(s3_env, s3_server, tmp_path, monkeypatch):
     """The network drops the landing's first downloads halfway through (their whole length
     announced), Omny's gzipped files and Airkit's plain JSON Lines: each goes on from the byte it
@@ -183,7 +180,7 @@ def test_downloads_cut_short_are_resumed_and_the_lake_is_as_without_faults(s3_en
     Omny events are exactly the expected ones.
     (botocore alone retries requests, not a body it has begun to stream: a gzip file read as
     truncated, a plain one as shorter than it is.)"""
-    landing = _cut_landing(s3_env, tmp_path, "cut", ("omny", "airkit"))
+    landing = _an_hour_on_s3(s3_env, tmp_path, "cut", ("omny", "airkit"))
     airkit_lines = sum(len((gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()).splitlines())
                        for p in (landing / "airkit").rglob("*.jsonl*"))
     s3_env.create_bucket(Bucket="cut-clean")
@@ -210,7 +207,7 @@ def test_a_file_replaced_while_it_is_read_is_reported_so_and_landed_again_by_a_r
     """A landing file rewritten by its vendor while its download was cut: the rest of the old
     version is gone, so its records are quarantined with that reason, the other files land, and
     a re-run of the hour lands the new version (here the same records, gzipped again)."""
-    landing = _cut_landing(s3_env, tmp_path, "swap")
+    landing = _an_hour_on_s3(s3_env, tmp_path, "swap")
     key = next(o["Key"] for o in s3_env.list_objects_v2(Bucket="swap-drop")["Contents"] if "/omny/" in o["Key"])
     regzipped = gzip.compress(gzip.decompress((landing / key.removeprefix("exports/")).read_bytes()), mtime=1)
     with FaultProxy(s3_server) as proxy:
