@@ -1,7 +1,8 @@
 """The marts step against the dbt floor, and one new hour after 1 day and after N days of history
 (30 by default here; `make bench` passes its HISTORY_DAYS).
 
-    uv run python bench/marts_bench.py [--only floor,1d,30d,48h] [--repeat 1]   (Nd: any N days of history)
+    uv run python bench/marts_bench.py [--only floor,1d,30d,48h] [--repeat 1] [--warehouse-start 2024-01-03T00]
+    (Nd: any N days of history)
 
 Sample exports of all five sources (`python -m orchestration generate`, about 500 events an
 arrival hour) are generated once into bench/out/marts/, and their history backfilled once through
@@ -55,6 +56,9 @@ UTC = timezone.utc
 START = datetime(2026, 1, 5, tzinfo=UTC)
 FIRST_PARTITION = START - timedelta(days=2)  # late events of the first hours land in their own hour
 SEED = 7
+# The warehouse's first partition for the measured runs, when older than FIRST_PARTITION: Dagster's
+# cost grows with the partitions from it to today (`--warehouse-start`).
+START_VARIABLE = "BENCH_WAREHOUSE_START"
 # What the cached history depends on: rebuilt when any of it changes.
 STATE_INPUTS = ["dbt_project/models", "dbt_project/macros", "dbt_project/tests", "dbt_project/dbt_project.yml",
                 "data_contracts", "orchestration/lake", "orchestration/sources", "sample_exports"]
@@ -69,7 +73,7 @@ def hour(t: datetime) -> str:
 def _env(landing: Path, state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # an ephemeral instance
     env.update(WAREHOUSE_LANDING=str(landing), WAREHOUSE_LAKE=str(state / "lake"),
-               WAREHOUSE_DUCKDB=str(state / "warehouse.duckdb"), WAREHOUSE_START=hour(FIRST_PARTITION),
+               WAREHOUSE_DUCKDB=str(state / "warehouse.duckdb"), WAREHOUSE_START=os.environ.get(START_VARIABLE, hour(FIRST_PARTITION)),
                PYTHONWARNINGS="ignore")
     return env
 
@@ -308,6 +312,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="floor,1d,30d,48h", help="comma-separated: floor, Nd (one new hour after N days of history), 48h")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--warehouse-start", help="WAREHOUSE_START of the measured runs, e.g. 2024-01-03T00 for a warehouse two "
+                        f"years old (default {hour(FIRST_PARTITION)})")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -315,6 +321,8 @@ def main() -> None:
         steps = {"floor": step_floor, "marts": step_marts}
         print(json.dumps(steps[args.step](*args.args)), flush=True)
         return
+    if args.warehouse_start:
+        os.environ[START_VARIABLE] = args.warehouse_start
     results: list[dict] = []
 
     def record(name: str, kind: str, what: str, seconds: float, mb: float, rows: int) -> None:

@@ -70,8 +70,10 @@ def test_freshness_checks_fail_when_an_hour_is_stale_and_pass_after_it_lands(tmp
     on_time = hour - timedelta(hours=2)
     omny_file(landing, on_time, "on-time", [("a", on_time + timedelta(minutes=5))])
     materialize(defs, instance, dg.AssetKey("omny_landed"), on_time)
-    built = evaluations(materialize(defs, instance, OMNY_EVENTS, on_time))
+    run = materialize(defs, instance, OMNY_EVENTS, on_time)
+    built = evaluations(run)
     assert built[OMNY_CHECK].passed, built[OMNY_CHECK].description
+    assert built[OMNY_CHECK].target_materialization_data.run_id == run.run_id  # the UI ties it to that build
 
     # A late file lands: events of 30 h ago (past the 24 h SLA) and of 3 h ago (not yet due).
     stale, recent = hour - timedelta(hours=30), hour - timedelta(hours=3)
@@ -116,6 +118,12 @@ def test_a_mart_is_stale_when_its_events_changed_more_than_an_hour_ago_and_fresh
         summary = instance.event_log_storage.get_asset_check_summary_records([key])[key]
         evaluation = summary.last_completed_check_execution_record.event.asset_check_evaluation
         assert evaluation.passed, evaluation.description  # the backfill's marts run evaluated it too
+        # each check of the run over a range of hours is tied to the build it checked, as the UI shows it
+        for checked in (key, dg.AssetCheckKey(OMNY_EVENTS, FRESHNESS_CHECK), dg.AssetCheckKey(dg.AssetKey("fct_sessions"), "contract")):
+            record = instance.event_log_storage.get_asset_check_summary_records([checked])[checked]
+            target = record.last_completed_check_execution_record.event.asset_check_evaluation.target_materialization_data
+            latest = instance.fetch_materializations(checked.asset_key, limit=1).records[0]
+            assert (target.run_id, target.storage_id) == (latest.run_id, latest.storage_id), checked
         # every freshness check ran with the backfill and passed: opening the UI now starts no run
         assert not tick(build_definitions(settings), instance).run_requests
 

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from orchestration.assets.ingestion import events_key, landed_key
+from orchestration.checks.evaluations import recorded
 from orchestration.contracts import MartContract, SourceContract
 from orchestration.settings import parse_hour
 
@@ -225,7 +226,7 @@ def build_freshness_checks(sources: Mapping[str, SourceContract], marts: Mapping
         def events_freshness(context: dg.AssetCheckExecutionContext):
             for check_key in sorted(context.selected_asset_check_keys, key=str):
                 source = check_key.asset_key.to_user_string().removesuffix("_events")
-                yield evaluate_events(context.instance, timed[source], first_hour)
+                yield from recorded(context, evaluate_events(context.instance, timed[source], first_hour))
 
         checks.append(events_freshness)
     if mart_specs:
@@ -233,7 +234,7 @@ def build_freshness_checks(sources: Mapping[str, SourceContract], marts: Mapping
         def marts_freshness(context: dg.AssetCheckExecutionContext):
             for check_key in sorted(context.selected_asset_check_keys, key=str):
                 name = check_key.asset_key.to_user_string()
-                yield evaluate_mart(context.instance, marts[name], mart_upstream[name])
+                yield from recorded(context, evaluate_mart(context.instance, marts[name], mart_upstream[name]))
 
         checks.append(marts_freshness)
     return checks

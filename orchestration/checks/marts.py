@@ -15,6 +15,7 @@ from datetime import datetime
 import dagster as dg
 from dagster import AssetCheckExecutionContext
 
+from orchestration.checks.evaluations import recorded
 from orchestration.contracts import MartContract
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.partitions import run_window
@@ -70,8 +71,9 @@ def build_mart_checks(marts: dict[str, MartContract]) -> dg.AssetChecksDefinitio
             for key in sorted(context.selected_asset_check_keys, key=str):
                 mart = marts[key.asset_key.path[-1]]
                 if mart.relation not in tables:
-                    yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=False,
-                                              description=f"{mart.relation} does not exist in {warehouse.path}")
+                    yield from recorded(context, dg.AssetCheckResult(
+                        asset_key=key.asset_key, check_name=key.name, passed=False,
+                        description=f"{mart.relation} does not exist in {warehouse.path}"))
                     continue
                 # A partitioned mart: the rows of the run's window; a whole-table mart: all of it.
                 checked = window if mart.partitioning != "none" else None
@@ -85,12 +87,12 @@ def build_mart_checks(marts: dict[str, MartContract]) -> dg.AssetChecksDefinitio
                 else:
                     result = validate_mart(mart, con.sql(query).df(), only_beyond_dbt=beyond_dbt)
                     message = result.message + (f"; dbt's {tests} tests passed in this run" if beyond_dbt else "")
-                yield dg.AssetCheckResult(
+                yield from recorded(context, dg.AssetCheckResult(
                     asset_key=key.asset_key, check_name=key.name, passed=result.passed,
                     description=message[:2000],
                     metadata={"rows_checked": result.rows_checked, "rules_broken": len(result.failures),
                               "dbt_tests_passed": tests if beyond_dbt else 0,
                               "window": "whole mart" if checked is None else f"[{format_hour(checked[0])}, {format_hour(checked[1])})"},
-                )
+                ))
 
     return mart_contracts
