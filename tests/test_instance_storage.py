@@ -88,3 +88,37 @@ def test_a_range_runs_partitions_are_stored_as_one_batch_whole_or_not_at_all(tmp
         assert sorted(e.asset_materialization.partition for e in again) == sorted([*labels, *labels[:2]])
         records = stock.fetch_materializations(landed_key("omny"), limit=100).records
         assert len(records) == len(hours) + 2  # the asset index holds the same: the failed batch left nothing there either
+
+
+def test_a_new_runs_shard_is_dagsters_empty_shard_copied_and_never_taken_for_a_run(tmp_path, dagster_home):
+    import sqlite3
+
+    from orchestration.backfill import run_backfill
+
+    settings, _, _ = setup(tmp_path)
+    hour = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    omny_file(Path(settings.landing), hour, "f", [("e1", hour)])
+    assert run_backfill(settings, hour, hour + timedelta(hours=1), ["omny"], marts=False).ok
+
+    def schema(path: Path) -> tuple:
+        with sqlite3.connect(path) as db:
+            return (sorted(db.execute("SELECT type, name, sql FROM sqlite_master").fetchall()),
+                    db.execute("SELECT version_num FROM alembic_version").fetchall(),
+                    db.execute("PRAGMA journal_mode").fetchall())
+
+    ours = dg.DagsterInstance.get()
+    runs = ours.get_runs()
+    assert len(runs) == 2
+    shards = dagster_home / "history" / "runs"
+    with stock_instance(dagster_home, tmp_path / "stock") as stock:
+        made = stock.event_log_storage
+        with made.run_connection("made-by-dagster"):  # a shard made by Dagster itself, for comparison
+            pass
+        assert schema(shards / "made-by-dagster.db")[1], "Dagster stamps its shards"
+        for run in runs:  # copies of the empty shard, with the run's events in them
+            assert schema(shards / f"{run.run_id}.db") == schema(shards / "made-by-dagster.db")
+            assert stock.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
+        # the empty shard kept beside the runs is none of them, for our storage or Dagster's
+        assert sorted(made.get_all_run_ids()) == sorted([r.run_id for r in runs] + ["made-by-dagster"])
+        assert sorted(ours.event_log_storage.get_all_run_ids()) == sorted(made.get_all_run_ids())
+    assert not list(shards.glob("*.tmp"))
