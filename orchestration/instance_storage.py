@@ -12,11 +12,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sqlite3
 import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +27,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (INDEX_SHARD
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 KEPT_SHARDS = 8  # the index shard and the runs written or read last; a webserver reads many runs
 # Dagster hands a run's planned and materialised partitions to `store_event_batch` in batches of
@@ -48,8 +50,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # An empty run shard of this Dagster version, beside the shards, not named `*.db` (Dagster
         # takes those for runs): a new run's shard is a copy of it (`_copy_template`).
         self._template = os.path.join(self._base_dir, f".empty_run_shard-{DAGSTER_VERSION}.sqlite")
-        if not os.path.exists(self._template):
-            self._make_template()
+        self._has_template()
         _live.add(self)
 
     def _engine(self, shard: str) -> Engine:
@@ -87,8 +88,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         path = self.path_for_shard(shard)
         if os.path.exists(path):
             return False
-        if not os.path.exists(self._template):  # deleted meanwhile
-            self._make_template()
+        if not self._has_template():
+            return False
         staged = f"{path}.{uuid.uuid4().hex}.tmp"
         try:
             shutil.copyfile(self._template, staged)
@@ -96,18 +97,29 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         except OSError:  # made meanwhile, or no hard links here: Dagster makes it
             return False
         finally:
-            os.unlink(staged)
+            with suppress(OSError):
+                os.unlink(staged)
         return True
 
-    def _make_template(self) -> None:
-        """The empty run shard, made by Dagster as it makes any run's, then moved into place."""
+    def _has_template(self) -> bool:
+        """Whether the empty run shard is there, made now if it is not: by Dagster as it makes any
+        run's, then moved into place. False where it cannot be written (Dagster makes each shard)."""
+        if os.path.exists(self._template):
+            return True
         staged = f"{self._template}.{uuid.uuid4().hex}.tmp"
-        engine = create_engine(f"sqlite:///{staged}", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
         try:
-            self._initdb(engine)
-        finally:
-            engine.dispose()  # its last connection closed: the write-ahead log is in the file
-        os.replace(staged, self._template)
+            engine = create_engine(f"sqlite:///{staged}", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            try:
+                self._initdb(engine)
+            finally:
+                engine.dispose()  # its last connection closed: the write-ahead log is in the file
+            os.replace(staged, self._template)
+        except (OSError, sqlite3.Error, DBAPIError):
+            for leftover in (staged, staged + "-wal", staged + "-shm"):
+                with suppress(OSError):
+                    os.unlink(leftover)
+            return False
+        return True
 
     # Dagster asks whether the index shard has a table (through an engine made for the question)
     # or the asset_keys table a column (inspecting it) before storing each asset event or check:
