@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from orchestration.sources.readers import key_bounds
+from orchestration.sources.readers import key_bounds, split_lines
 from orchestration.sources.records import typed_records_sql
 from orchestration.storage import duckdb_connection
 
@@ -159,6 +159,10 @@ def test_each_line_of_a_chunk_gets_its_own_key_bound():
     buf = np.frombuffer(chunk, np.uint8)
     alone = [int(key_bounds(np.frombuffer(line, np.uint8), np.array([len(line)]))[0]) for line in lines]
     assert key_bounds(buf, np.flatnonzero(buf == 10)).tolist() == alone
+    for block in (1, 2, 3, 7, 64, len(chunk)):  # scanned a block at a time: a key or a line end astride two blocks counts once
+        ends, bounds = split_lines(buf, block)
+        assert ends.tolist() == np.flatnonzero(buf == 10).tolist()
+        assert bounds.tolist() == alone
 
 
 def test_duplicate_and_unknown_keys_are_found_whatever_the_spacing(contracts):
