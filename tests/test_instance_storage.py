@@ -3,6 +3,7 @@ storage with its event log keeping connections. What it writes is Dagster's own:
 storage reads the same runs and materialisations, whatever shards the pool kept or let go."""
 
 import os
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -91,8 +92,6 @@ def test_a_range_runs_partitions_are_stored_as_one_batch_whole_or_not_at_all(tmp
 
 
 def test_a_new_runs_shard_is_dagsters_empty_shard_copied_and_never_taken_for_a_run(tmp_path, dagster_home):
-    import sqlite3
-
     from orchestration.backfill import run_backfill
 
     settings, _, _ = setup(tmp_path)
@@ -115,6 +114,8 @@ def test_a_new_runs_shard_is_dagsters_empty_shard_copied_and_never_taken_for_a_r
         with made.run_connection("made-by-dagster"):  # a shard made by Dagster itself, for comparison
             pass
         assert schema(shards / "made-by-dagster.db")[1], "Dagster stamps its shards"
+        (template,) = shards.glob(".empty_run_shard-*.sqlite")  # kept by the instance, for the runs to come
+        assert schema(template) == schema(shards / "made-by-dagster.db")
         for run in runs:  # copies of the empty shard, with the run's events in them
             assert schema(shards / f"{run.run_id}.db") == schema(shards / "made-by-dagster.db")
             assert stock.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
