@@ -4,6 +4,7 @@ and written as Parquet under the hour each event happened; bad records to quaran
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -428,7 +429,7 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
         ledgers.append(ledger)
         on_hour(ledger)
 
-    # Several hours run side by side (one typed while the one before is written), each query on a
+    # Several hours run side by side (one typed while the two before are written), each query on a
     # thread of its own: given DuckDB's second thread, each query's caller spin-waited on it. Not
     # on S3, where DuckDB's threads overlap the network requests of its reads and writes. Settings
     # are the DuckDB instance's, for every cursor: set once, before any thread starts (a SET beside
@@ -479,28 +480,50 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
 
 
 class _Publisher:
-    """Publishes a typed hour on a thread while the next hour is read and typed, one hour in flight,
-    in order: an hour's writes ran on one core (its rows are one DuckDB row group, which one thread
-    scans) while the other idled (bench/README.md). Its thread (and the writes' threads it starts)
-    runs at a lower priority: the typing on the main thread is the run's critical path."""
+    """Publishes typed hours on a thread while the next hours are read and typed, in order, up to
+    `depth` hours in flight: with one, the typing waited ~1 s of a 2 M run for the writes of the
+    hour before while a core idled (bench/README.md). Its thread (and the writes' threads it
+    starts) runs at a lower priority: the typing on the main thread is the run's critical path.
+    After an hour fails, the hours behind it are not published."""
 
     def __init__(self, contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
-                 published: Callable[[LandedLedger], None]):
-        self.contract, self.lake, self.published = contract, lake, published
+                 published: Callable[[LandedLedger], None], depth: int = 2):
+        self.contract, self.lake, self.published, self.depth = contract, lake, published, depth
         self.cursor = con.cursor()
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="publish", initializer=yield_to_main_thread)
-        self.pending: tuple[Future, LandedLedger] | None = None
+        self.pending: deque[tuple[Future, LandedLedger]] = deque()
+        self.failed = False
+
+    def _publish(self, typed: _TypedHour) -> None:
+        if self.failed:
+            raise RuntimeError(f"not published: an arrival hour before {format_hour(typed.ledger.arrival_hour)} failed")
+        try:
+            _publish_hour(self.contract, self.lake, self.cursor, typed)
+        except BaseException:
+            self.failed = True
+            raise
 
     def submit(self, typed: _TypedHour) -> None:
-        self.wait()
-        self.pending = self.pool.submit(_publish_hour, self.contract, self.lake, self.cursor, typed), typed.ledger
+        while len(self.pending) >= self.depth:
+            self._wait_one()
+        self.pending.append((self.pool.submit(self._publish, typed), typed.ledger))
+
+    def _wait_one(self) -> None:
+        future, ledger = self.pending.popleft()
+        try:
+            future.result()
+        except BaseException:
+            for later, _ in self.pending:  # not published: cancelled, or refused if already started
+                later.cancel()
+            self.pending.clear()
+            raise
+        self.published(ledger)
 
     def wait(self) -> None:
-        """Until the hour in flight is published, then `published` hears of it; raises its error."""
-        if self.pending is not None:
-            (future, ledger), self.pending = self.pending, None
-            future.result()
-            self.published(ledger)
+        """Until every hour in flight is published, each heard of by `published` in order; raises
+        the first error (the hours behind it are not published)."""
+        while self.pending:
+            self._wait_one()
 
     def close(self) -> None:
         self.pool.shutdown()
