@@ -484,7 +484,8 @@ class _Publisher:
     `depth` hours in flight: with one, the typing waited ~1 s of a 2 M run for the writes of the
     hour before while a core idled (bench/README.md). Its thread (and the writes' threads it
     starts) runs at a lower priority: the typing on the main thread is the run's critical path.
-    After an hour fails, the hours behind it are not published."""
+    Each hour in flight holds its typed table (two: ~50 MB more at the peak of a 2 M run). After
+    an hour fails, the hours behind it are not published."""
 
     def __init__(self, contract: SourceContract, lake: Store, con: duckdb.DuckDBPyConnection,
                  published: Callable[[LandedLedger], None], depth: int = 2):
