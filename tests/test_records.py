@@ -7,9 +7,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from orchestration.sources.readers import key_bounds, split_lines
+from orchestration.sources.readers import split_lines
 from orchestration.sources.records import typed_records_sql
 from orchestration.storage import duckdb_connection
+
+
+def key_bound(text: bytes) -> int:
+    """The splitter's key bound of one line."""
+    return int(split_lines(np.frombuffer(text + b"\n", np.uint8))[1][0])
 
 
 def typed(contract, records, flat=False):
@@ -17,7 +22,7 @@ def typed(contract, records, flat=False):
     splitter counts; rows as dicts."""
     raws = [r if isinstance(r, str) else json.dumps(r) for r in records]
     n = len(raws)
-    bounds = [int(key_bounds(np.frombuffer(r.encode(), np.uint8), np.array([len(r.encode())]))[0]) for r in raws]
+    bounds = [key_bound(r.encode()) for r in raws]
     staged = pa.table({"arrival_hour": pa.array([datetime(2026, 1, 5, 6)] * n, pa.timestamp("us")),
                        "source_file": ["f"] * n, "source_line": list(range(1, n + 1)), "raw": raws,
                        "file_error": pa.array([None] * n, pa.string()),
@@ -146,9 +151,7 @@ KEYED_TEXTS = [
 def test_the_key_bound_is_never_below_the_keys_a_record_holds(text):
     """The splitter's `max_keys` lets the contract query skip listing keys: an undercount would let
     a duplicate or unknown key through unseen."""
-    buf = np.frombuffer(text.encode(), np.uint8)
-    (bound,) = key_bounds(buf, np.array([len(buf)]))
-    assert bound >= _keys_in(json.loads(text, object_pairs_hook=list))
+    assert key_bound(text.encode()) >= _keys_in(json.loads(text, object_pairs_hook=list))
 
 
 def test_each_line_of_a_chunk_gets_its_own_key_bound():
@@ -157,8 +160,7 @@ def test_each_line_of_a_chunk_gets_its_own_key_bound():
     lines = [t.encode() for t in KEYED_TEXTS] + [b"", b'{"x" :1}\r']
     chunk = b"\n".join(lines) + b"\n"
     buf = np.frombuffer(chunk, np.uint8)
-    alone = [int(key_bounds(np.frombuffer(line, np.uint8), np.array([len(line)]))[0]) for line in lines]
-    assert key_bounds(buf, np.flatnonzero(buf == 10)).tolist() == alone
+    alone = [key_bound(line) for line in lines]
     for block in (1, 2, 3, 7, 64, len(chunk)):  # scanned a block at a time: a key or a line end astride two blocks counts once
         ends, bounds = split_lines(buf, block)
         assert ends.tolist() == np.flatnonzero(buf == 10).tolist()

@@ -112,17 +112,13 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
             raise DamagedFile("truncated gzip file: the compressed stream ends early")
 
 
-def key_bounds(buf: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """For each line of `buf` (ending at `ends`), at most how many keys its JSON holds: the colons
-    right after a quote or JSON whitespace. Every key ends so (a quote, maybe whitespace, a colon);
-    a colon inside a string may count too, so the bound is never too low."""
-    return _per_line(_key_colons(buf, np.flatnonzero(buf[1:] == 58)), ends)
-
-
 def split_lines(buf: np.ndarray, block: int = SCAN_BYTES) -> tuple[np.ndarray, np.ndarray]:
-    """(ends, bounds): the position of each newline of `buf`, and each line's `key_bounds`, found
-    `block` bytes at a time: both scans of a block find its bytes in the CPU's cache, where two
-    scans of a 16 MB chunk each read it from memory (~25 % more time, bench/README.md)."""
+    """(ends, bounds): the position of each newline of `buf`, and for each line at most how many
+    keys its JSON holds: the colons right after a quote or JSON whitespace. Every key ends so (a
+    quote, maybe whitespace, a colon); a colon inside a string may count too, so the bound is never
+    too low. Both are found `block` bytes at a time: both scans of a block find its bytes in the
+    CPU's cache, where two scans of a 16 MB chunk each read it from memory (~25 % more time,
+    bench/README.md)."""
     ends, keys = [], []
     for start in range(0, len(buf), block):
         part = buf[start: start + block + 1]  # a byte more: a colon right after the block
