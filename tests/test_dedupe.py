@@ -11,7 +11,7 @@ import pytest
 from omny_files import write_omny_file
 from support import expected_omny_ids
 
-from orchestration.lake import paths
+from orchestration.lake import CHUNK, DATABASE_HOURS, paths
 from orchestration.lake.events import build_event_hours
 from orchestration.lake.landed import affected_hours, land_hours
 from orchestration.settings import format_hour
@@ -27,19 +27,22 @@ def record(event_id, ts: datetime, title="t"):
 
 
 class Warehouse:
-    def __init__(self, root: Path, contract):
+    def __init__(self, root: Path, contract, database_per_chunk=False):
         self.landing, self.lake, self.contract = LocalStore(str(root / "landing")), LocalStore(str(root / "lake")), contract
         self.con = duckdb_connection()
+        # as the assets run, on DuckDB databases opened and closed by the run, here one a chunk
+        self.connect, self.database_hours = (duckdb_connection, CHUNK) if database_per_chunk else (self.con, DATABASE_HOURS)
 
     def deliver(self, arrival: datetime, records, name="a"):
         write_omny_file(Path(self.landing.root), arrival, name, records)
 
     def land(self, *arrivals):
-        ledgers = land_hours(self.contract, self.landing, self.lake, list(arrivals), self.con)
+        ledgers = land_hours(self.contract, self.landing, self.lake, list(arrivals), self.connect,
+                             database_hours=self.database_hours)
         return ledgers, affected_hours(ledgers)
 
     def build(self, start, end):
-        return build_event_hours(self.contract, self.lake, start, end, self.con)
+        return build_event_hours(self.contract, self.lake, start, end, self.connect, database_hours=self.database_hours)
 
     def events(self, hour):
         files = self.lake.list(paths.events_partition("omny", hour) + "/")
@@ -109,9 +112,11 @@ def test_window_edge_is_24_event_hours(wh):
     assert len(wh.events(H(5, 0))) == 1 and wh.events(H(6, 0)) == []
 
 
-def test_copies_spread_over_hours_and_chunks_keep_what_the_rule_keeps(wh):
+@pytest.mark.parametrize("database_per_chunk", [False, True])
+def test_copies_spread_over_hours_and_chunks_keep_what_the_rule_keeps(tmp_path, contracts, database_per_chunk):
     # ids with copies in one hour, in hours up to 60 apart, delivered up to 26 h late, over three
     # of the events layer's chunks: each hour keeps the ids the rule gives, computed in plain Python
+    wh = Warehouse(tmp_path, contracts["omny"], database_per_chunk)
     rnd, start = random.Random(14), H(5, 0)
     deliveries = defaultdict(list)
     for i in range(150):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict
+from functools import partial
 from datetime import timedelta
 
 import dagster as dg
@@ -169,8 +170,8 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
                                  f"{l.files} files, {l.rows_landed} rows landed, {l.rows_quarantined} quarantined")
 
         try:
-            with lake_duckdb(landing, lake) as con:
-                ledgers = land_hours(contract, landing.store(), lake.store(), hours, con, rules, on_hour=landed_one)
+            ledgers = land_hours(contract, landing.store(), lake.store(), hours, partial(lake_duckdb, landing, lake), rules,
+                                 on_hour=landed_one)
         except LandingInterrupted as exc:  # the store failed: say what was published before it did
             raise dg.Failure(
                 description=f"{source}: the store failed after {len(exc.ledgers)} of {len(hours)} arrival hours "
@@ -208,10 +209,9 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     )
     def events(context: dg.AssetExecutionContext, lake: StorageResource):
         start, end = context.partition_time_window
-        with lake_duckdb(lake) as con:
-            ledgers = build_event_hours(contract, lake.store(), start, end, con, on_chunk=lambda chunk: context.log.info(
-                f"{source} event hours {format_hour(chunk[0].event_hour)} … {format_hour(chunk[-1].event_hour)} built: "
-                f"{sum(l.rows_kept for l in chunk)} events kept"))
+        ledgers = build_event_hours(contract, lake.store(), start, end, partial(lake_duckdb, lake), on_chunk=lambda chunk: context.log.info(
+            f"{source} event hours {format_hour(chunk[0].event_hour)} … {format_hour(chunk[-1].event_hour)} built: "
+            f"{sum(l.rows_kept for l in chunk)} events kept"))
         meta = events_metadata(ledgers)
         context.log.info(f"{source}: {meta['rows_in']} landed rows in, {meta['rows_kept']} kept, "
                          f"{meta['duplicates_dropped']} duplicates dropped")

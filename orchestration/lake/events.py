@@ -16,7 +16,7 @@ from typing import Callable
 import duckdb
 
 from orchestration.contracts import SourceContract
-from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
+from orchestration.lake import DATABASE_HOURS, DEDUPE_WINDOW, Connect, on_databases, paths
 from orchestration.lake.parquet import read_lake, read_lake_rows, rows_written, write_files
 from orchestration.partitions import hours_between
 from orchestration.settings import format_hour
@@ -123,17 +123,18 @@ WHERE in_window OR copy > 1
 
 
 def build_event_hours(contract: SourceContract, lake: Store, start: datetime, end: datetime,
-                      con: duckdb.DuckDBPyConnection,
-                      on_chunk: Callable[[list[EventsLedger]], None] = lambda ledgers: None) -> list[EventsLedger]:
-    """Materialise the event hours of [start, end), CHUNK of them at a time."""
+                      con: duckdb.DuckDBPyConnection | Connect,
+                      on_chunk: Callable[[list[EventsLedger]], None] = lambda ledgers: None,
+                      database_hours: timedelta = DATABASE_HOURS) -> list[EventsLedger]:
+    """Materialise the event hours of [start, end), CHUNK of them at a time, on the DuckDB databases
+    `con` opens (`on_databases`)."""
     paths.sweep_leftovers(contract.name, lake)
-    ledgers, chunk_start = [], start
-    while chunk_start < end:
-        chunk_end = min(chunk_start + CHUNK, end)
-        chunk = _build_chunk(contract, lake, chunk_start, chunk_end, con)
-        on_chunk(chunk)
-        ledgers.extend(chunk)
-        chunk_start = chunk_end
+    ledgers = []
+    for database, chunks in on_databases(hours_between(start, end), con, database_hours):
+        for hours in chunks:
+            chunk = _build_chunk(contract, lake, hours[0], hours[-1] + timedelta(hours=1), database)
+            on_chunk(chunk)
+            ledgers.extend(chunk)
     return ledgers
 
 

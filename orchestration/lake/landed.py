@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from orchestration.contracts import SourceContract
-from orchestration.lake import CHUNK, DEDUPE_WINDOW, paths
+from orchestration.lake import DATABASE_HOURS, DEDUPE_WINDOW, Connect, on_databases, paths
 from orchestration.lake.parquet import (LANDED_PARQUET, PARQUET, event_hour_sql, on_cursors, read_lake, rows_written,
                                         write_file, write_partitioned)
 from orchestration.settings import LANDING_VARIABLE, format_hour
@@ -416,14 +416,16 @@ class LandingInterrupted(RuntimeError):
 
 
 def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_hours: list[datetime],
-               con: duckdb.DuckDBPyConnection, rules: LandingRules = DEFAULT_RULES,
-               on_hour: Callable[[LandedLedger], None] = lambda ledger: None) -> list[LandedLedger]:
+               con: duckdb.DuckDBPyConnection | Connect, rules: LandingRules = DEFAULT_RULES,
+               on_hour: Callable[[LandedLedger], None] = lambda ledger: None,
+               database_hours: timedelta = DATABASE_HOURS) -> list[LandedLedger]:
     """Materialise several arrival hours (one run) and return their ledgers; the event hours the
-    run affected are `affected_hours(ledgers)`. When the store fails part-way, LandingInterrupted
-    carries the ledgers of the hours published."""
+    run affected are `affected_hours(ledgers)`. A CHUNK of hours at a time, on the DuckDB databases
+    `con` opens (`on_databases`). When the store fails part-way, LandingInterrupted carries the
+    ledgers of the hours published."""
     if not landing.root_exists():
         raise FileNotFoundError(f"the landing root {landing.root} does not exist: check {LANDING_VARIABLE}")
-    ledgers, ahead, reader, publisher = [], None, None, None
+    ledgers: list[LandedLedger] = []
 
     def published(ledger: LandedLedger) -> None:
         ledgers.append(ledger)
@@ -436,47 +438,68 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
     # a running query crashed DuckDB). Rows in any order then: on one thread, readers that number
     # rows as they come (CSV, JSON arrays) still see them in order.
     side_by_side = len(arrival_hours) > 1 and not (landing.remote or lake.remote)
-    with duckdb_settings(con, **({"threads": 1, **UNORDERED} if side_by_side else {})):
-        try:
-            paths.sweep_leftovers(contract.name, lake, arrival_hours)
-            found = scan_landing(contract, landing, arrival_hours)
-            reader, columns = con.cursor(), key_map(contract)  # CSV and Parquet files read ahead by DuckDB, beside the typing
-            ahead = ReadAhead([(info.key, partial(read_batches, fmt, landing.uri(info.key), partial(landing.open, info.key),
-                                                  reader, columns, rules.limits,
-                                                  typing=flat_typing(contract, hour, info.key, rules)))
-                               for hour in arrival_hours for info, fmt in found[hour].files])
-            publisher = _Publisher(contract, lake, con, published)
-            per_chunk = CHUNK // timedelta(hours=1)
-            for i in range(0, len(arrival_hours), per_chunk):  # a chunk at a time bounds the ids held
-                # not TEMP: the later copies' cursors read it. The ids' hashes, not the ids: half the
-                # memory, in the table and in the join's hash tables; two ids of one hash can only name
-                # an event hour affected that is not, which is then rebuilt to the same rows.
-                con.execute("CREATE OR REPLACE TABLE _run_ids (id_hash UBIGINT, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
-                for hour in arrival_hours[i : i + per_chunk]:
-                    typed = _type_hour(contract, landing, hour, con, rules, found[hour], "_run_ids", ahead)
-                    typed.ledger.inputs = found[hour].digest()
-                    publisher.submit(typed)
-                publisher.wait()
-                later = _later_copies(contract, lake, con, "_run_ids")
-                for ledger in ledgers[i:]:  # each hour lists its own: a run's list on each of its hours grew with the run squared
-                    ledger.event_hours_affected = sorted({*ledger.event_hours_affected,
-                                                          *later.get(ledger.arrival_hour.replace(tzinfo=None), ())})
-                con.execute("DROP TABLE _run_ids")
-        except Exception as exc:
-            if publisher is not None:
-                with contextlib.suppress(Exception):  # the hour in flight counts if it was published
-                    publisher.wait()
-            if ledgers or _store_failure(exc):
-                raise LandingInterrupted(exc, ledgers) from exc
-            raise
-        finally:
-            if publisher is not None:
-                publisher.close()
-            if ahead is not None:
-                ahead.close()
-            if reader is not None:
-                reader.close()
+    try:
+        paths.sweep_leftovers(contract.name, lake, arrival_hours)
+        found = scan_landing(contract, landing, arrival_hours)
+        for database, chunks in on_databases(arrival_hours, con, database_hours):
+            with duckdb_settings(database, **({"threads": 1, **UNORDERED} if side_by_side else {})):
+                _land_on(contract, landing, lake, chunks, found, database, rules, published)
+    except Exception as exc:
+        if ledgers or _store_failure(exc):
+            raise LandingInterrupted(exc, ledgers) from exc
+        raise
     return ledgers
+
+
+def _land_on(contract: SourceContract, landing: Store, lake: Store, chunks: list[list[datetime]],
+             found: dict[datetime, HourFiles], con: duckdb.DuckDBPyConnection, rules: LandingRules,
+             published: Callable[[LandedLedger], None]) -> None:
+    """Land the arrival hours of `chunks` on the database `con`: each hour's files read ahead on a
+    thread, the hour typed, then published on another while the next is typed (`published` hears of
+    each, in order); at each chunk's end, its hours' ledgers get the later hours holding a copy of
+    an id they landed."""
+    landed: list[LandedLedger] = []
+    ahead, reader, publisher = None, None, None
+
+    def one(ledger: LandedLedger) -> None:
+        landed.append(ledger)
+        published(ledger)
+
+    try:
+        reader, columns = con.cursor(), key_map(contract)  # CSV and Parquet files read ahead by DuckDB, beside the typing
+        ahead = ReadAhead([(info.key, partial(read_batches, fmt, landing.uri(info.key), partial(landing.open, info.key),
+                                              reader, columns, rules.limits,
+                                              typing=flat_typing(contract, hour, info.key, rules)))
+                           for hours in chunks for hour in hours for info, fmt in found[hour].files])
+        publisher = _Publisher(contract, lake, con, one)
+        for hours in chunks:  # a chunk at a time bounds the ids held
+            # not TEMP: the later copies' cursors read it. The ids' hashes, not the ids: half the
+            # memory, in the table and in the join's hash tables; two ids of one hash can only name
+            # an event hour affected that is not, which is then rebuilt to the same rows.
+            con.execute("CREATE OR REPLACE TABLE _run_ids (id_hash UBIGINT, event_hour TIMESTAMP, arrival_hour TIMESTAMP)")
+            first = len(landed)
+            for hour in hours:
+                typed = _type_hour(contract, landing, hour, con, rules, found[hour], "_run_ids", ahead)
+                typed.ledger.inputs = found[hour].digest()
+                publisher.submit(typed)
+            publisher.wait()
+            later = _later_copies(contract, lake, con, "_run_ids")
+            for ledger in landed[first:]:  # each hour lists its own: a run's list on each of its hours grew with the run squared
+                ledger.event_hours_affected = sorted({*ledger.event_hours_affected,
+                                                      *later.get(ledger.arrival_hour.replace(tzinfo=None), ())})
+            con.execute("DROP TABLE _run_ids")
+    except Exception:
+        if publisher is not None:
+            with contextlib.suppress(Exception):  # the hour in flight counts if it was published
+                publisher.wait()
+        raise
+    finally:
+        if publisher is not None:
+            publisher.close()
+        if ahead is not None:
+            ahead.close()
+        if reader is not None:
+            reader.close()
 
 
 class _Publisher:
