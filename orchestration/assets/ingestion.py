@@ -6,8 +6,8 @@ import hashlib
 import json
 import time
 from dataclasses import asdict
-from functools import partial
 from datetime import timedelta
+from functools import partial
 
 import dagster as dg
 
@@ -209,9 +209,10 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     )
     def events(context: dg.AssetExecutionContext, lake: StorageResource):
         start, end = context.partition_time_window
-        ledgers = build_event_hours(contract, lake.store(), start, end, partial(lake_duckdb, lake), on_chunk=lambda chunk: context.log.info(
-            f"{source} event hours {format_hour(chunk[0].event_hour)} … {format_hour(chunk[-1].event_hour)} built: "
-            f"{sum(l.rows_kept for l in chunk)} events kept"))
+        ledgers = build_event_hours(
+            contract, lake.store(), start, end, partial(lake_duckdb, lake), on_chunk=lambda chunk: context.log.info(
+                f"{source} event hours {format_hour(chunk[0].event_hour)} … {format_hour(chunk[-1].event_hour)} built: "
+                f"{sum(l.rows_kept for l in chunk)} events kept"))
         meta = events_metadata(ledgers)
         context.log.info(f"{source}: {meta['rows_in']} landed rows in, {meta['rows_kept']} kept, "
                          f"{meta['duplicates_dropped']} duplicates dropped")

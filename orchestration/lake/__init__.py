@@ -11,8 +11,8 @@ CHUNK = timedelta(hours=24)  # hours of a run handled per pass (ids held, files 
 
 # A run opens a DuckDB database afresh every DATABASE_HOURS of its hours (a whole number of
 # chunks), through a callable, and closes it after: DuckDB keeps ~1 KB for every Parquet file a
-# database opens until it is closed, so on one database a year-long run would hold ~1 GB more at
-# its end. A database a chunk bounds it tighter, but cost a 2 M run ~0.3 s (bench/README.md).
+# database opens until it is closed, so on one database a year-long run would hold 0.5-1 GB more
+# at its end. A database a chunk bounds it tighter, but cost a 2 M run ~0.3 s (bench/README.md).
 DATABASE_HOURS = timedelta(days=7)
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 T = TypeVar("T")
