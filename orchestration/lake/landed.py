@@ -434,9 +434,9 @@ def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_ho
     # Several hours run side by side (one typed while the two before are written), each query on a
     # thread of its own: given DuckDB's second thread, each query's caller spin-waited on it. Not
     # on S3, where DuckDB's threads overlap the network requests of its reads and writes. Settings
-    # are the DuckDB instance's, for every cursor: set once, before any thread starts (a SET beside
-    # a running query crashed DuckDB). Rows in any order then: on one thread, readers that number
-    # rows as they come (CSV, JSON arrays) still see them in order.
+    # are the DuckDB instance's, for every cursor: set on each database before any of its threads
+    # starts (a SET beside a running query crashed DuckDB). Rows in any order then: on one thread,
+    # readers that number rows as they come (CSV, JSON arrays) still see them in order.
     side_by_side = len(arrival_hours) > 1 and not (landing.remote or lake.remote)
     try:
         paths.sweep_leftovers(contract.name, lake, arrival_hours)
