@@ -80,7 +80,8 @@ def _first_line(message: str) -> str:
 
 def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
     """The file's text in chunks, gunzipped when it is gzip (by its bytes, not its name; members
-    concatenated are read in turn). Raises DamagedFile for a truncated or corrupt gzip stream."""
+    concatenated are read in turn, zero bytes after them skipped as gzip does). Raises DamagedFile
+    for a truncated or corrupt gzip stream."""
     data = stream.read(READ_BYTES)
     if data[:2] != b"\x1f\x8b":
         while data:
@@ -89,6 +90,8 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
         return
     d, in_member = isal_zlib.decompressobj(wbits=31), False
     while True:
+        if not in_member:  # zero bytes padding the file after a member: gzip skips them
+            data = data.lstrip(b"\0")
         while data:
             in_member = True
             try:
@@ -98,8 +101,8 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
             if out:
                 yield out
             data = d.unconsumed_tail
-            if d.eof:  # another gzip member may follow
-                data = d.unused_data + data
+            if d.eof:  # another gzip member may follow, or padding
+                data = (d.unused_data + data).lstrip(b"\0")
                 d, in_member = isal_zlib.decompressobj(wbits=31), False
         data = stream.read(READ_BYTES)
         if not data:

@@ -124,6 +124,9 @@ def landed(tmp_path_factory):
     recs = clean_records("utf8", t1)
     data = lines_of(recs[:2]) + b'{"EventId": "utf8-bad", "Program": {"Id": "\xff\xfe"}}\n' + lines_of(recs[2:])
     f.omny("utf8", t1, gzip.compress(data), good=[r["EventId"] for r in recs])
+    recs = clean_records("padded", t1, 6)  # two gzip members, zero bytes after each (a block-padded writer's)
+    f.omny("padded", t1, gzip.compress(lines_of(recs[:3])) + bytes(100) + gzip.compress(lines_of(recs[3:])) + bytes(5000),
+           good=[r["EventId"] for r in recs])
     recs = clean_records("upper", t1)
     f.omny("upper", t1, gzip.compress(lines_of(recs)), ext="JSONL.GZ", good=[r["EventId"] for r in recs])
     f.omny("wrongext", t1, lines_of(clean_records("wrongext", t1)), ext="jsonl")
@@ -272,6 +275,12 @@ def test_invalid_utf8_quarantines_its_line_only(landed):
     rows = [r for r in quarantined(settings, "omny") if "utf8" in r[0]]
     assert [(line, reason) for _, line, _, reason in rows] == [(3, "line is not valid UTF-8")]
     assert {f"utf8-{i}" for i in range(5)} <= event_ids(settings, "omny")
+
+
+def test_gzip_members_and_the_zero_bytes_padding_them_land(landed):
+    _, settings, _, _, _ = landed
+    assert {f"padded-{i}" for i in range(6)} <= event_ids(settings, "omny")
+    assert not reasons_for(settings, "omny", "padded")
 
 
 def test_upper_case_extension_lands(landed):
