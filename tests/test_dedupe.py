@@ -29,9 +29,9 @@ def record(event_id, ts: datetime, title="t"):
 class Warehouse:
     def __init__(self, root: Path, contract, database_per_chunk=False):
         self.landing, self.lake, self.contract = LocalStore(str(root / "landing")), LocalStore(str(root / "lake")), contract
-        self.con = duckdb_connection()
         # as the assets run, on DuckDB databases opened and closed by the run, here one a chunk
-        self.connect, self.database_hours = (duckdb_connection, CHUNK) if database_per_chunk else (self.con, DATABASE_HOURS)
+        self.connect, self.database_hours = ((duckdb_connection, CHUNK) if database_per_chunk
+                                             else (duckdb_connection(), DATABASE_HOURS))
 
     def deliver(self, arrival: datetime, records, name="a"):
         write_omny_file(Path(self.landing.root), arrival, name, records)
