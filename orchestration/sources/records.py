@@ -59,8 +59,8 @@ def _key_checks(contract: SourceContract, flat: bool) -> tuple[str, str, str, st
     for i, level in enumerate(names, start=1):
         prefix = level + "." if level else ""
         known = "[" + ", ".join(sql_str(c) for c in sorted(levels[level])) + "]::VARCHAR[]"
-        dups.append(f"list_transform(list_filter(k[{i}], (x, j) -> list_position(k[{i}], x) < j), x -> {sql_str(prefix)} || x)")
-        unknown.append(f"list_transform(list_filter(k[{i}], x -> NOT list_contains({known}, x)), x -> {sql_str(prefix)} || x)")
+        dups.append(f"list_transform(list_filter(k[{i}], lambda x, j: list_position(k[{i}], x) < j), lambda x: {sql_str(prefix)} || x)")
+        unknown.append(f"list_transform(list_filter(k[{i}], lambda x: NOT list_contains({known}, x)), lambda x: {sql_str(prefix)} || x)")
     # keys found = fields with a value + object levels present below the root
     odd = "len(flatten(k)) > values + list_aggregate(k, 'count') - 1"
     # Only where k was kept: built for every row, the lists cost ~10 % of the contract query (bench/README.md).
@@ -199,7 +199,7 @@ def typed_columns_sql(contract: SourceContract, rows: str, texts: dict[str, str]
     fields = {f.path: texts.get(f.path, "NULL::VARCHAR") for f in contract.fields}
     value = "struct_pack(" + ", ".join(f"{ident(path)} := {expr}" for path, expr in fields.items()) + ")"
     drift = ("nullif(list_filter([" + ", ".join(f"CASE WHEN {expr} IS NOT NULL THEN {sql_str(key)} END"
-                                                for key, expr in unknown.items()) + "], x -> x IS NOT NULL), [])"
+                                                for key, expr in unknown.items()) + "], lambda x: x IS NOT NULL), [])"
              if unknown else "NULL::VARCHAR[]")
     records = f"""
 WITH records AS (
