@@ -46,6 +46,7 @@ BATCH_ROWS = 200_000  # rows per batch from DuckDB readers
 RAW_CUT = 2000  # characters of raw text kept for a record quarantined for its size or encoding
 HEADER_BYTES = 1024 * 1024  # a CSV header is read from the file's first bytes (decompressed)
 BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
     concatenated are read in turn, zero bytes after them skipped as gzip does). Raises DamagedFile
     for a truncated or corrupt gzip stream."""
     data = stream.read(READ_BYTES)
-    if data[:2] != b"\x1f\x8b":
+    if data[:2] != GZIP_MAGIC:
         while data:
             yield data
             data = stream.read(READ_BYTES)
@@ -93,6 +94,8 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
         if not in_member:  # zero bytes padding the file after a member: gzip skips them
             data = data.lstrip(b"\0")
         while data:
+            if not in_member and not GZIP_MAGIC.startswith(data[:2]):  # (two bytes, or the first of them)
+                raise DamagedFile("corrupt gzip file: bytes after its gzip stream that are not gzip")
             in_member = True
             try:
                 out = d.decompress(data, CHUNK_BYTES)
@@ -432,7 +435,7 @@ def _csv_names(open_stream: Callable[[], IO[bytes]]) -> list[str] | None:
     is not whole UTF-8 text within HEADER_BYTES: DuckDB then reads it itself."""
     with open_stream() as stream:
         data = stream.read(HEADER_BYTES)
-    if data[:2] == b"\x1f\x8b":
+    if data[:2] == GZIP_MAGIC:
         try:
             data = isal_zlib.decompressobj(wbits=31).decompress(data, HEADER_BYTES)
         except isal_zlib.error:

@@ -114,6 +114,7 @@ def landed(tmp_path_factory):
     trunc = gzip.compress(lines_of(clean_records("trunc", T0, 200)))
     f.omny("truncated", T0, trunc[: len(trunc) // 2])
     f.omny("corrupt", T0, b"\x1f\x8b\x08\x00garbage that is not deflate")
+    f.omny("trailing", T0, gzip.compress(lines_of(clean_records("trailing", T0, 3))) + b"<html>an error page</html>")
     recs = clean_records("plain", T0)
     f.omny("notgzip", T0, lines_of(recs), good=[r["EventId"] for r in recs])
     f.omny("emptygz", t1, gzip.compress(b""))
@@ -250,6 +251,13 @@ def test_corrupt_gzip_is_one_quarantine_record(landed):
     _, settings, _, _, _ = landed
     (reason,) = reasons_for(settings, "omny", "corrupt")
     assert reason.startswith("corrupt gzip file")
+
+
+def test_bytes_after_the_gzip_stream_quarantine_the_file_as_corrupt(landed):
+    _, settings, _, _, _ = landed
+    rows = [r for r in quarantined(settings, "omny") if "trailing" in r[0]]
+    assert len(rows) == 3 and {r[3] for r in rows} == {"corrupt gzip file: bytes after its gzip stream that are not gzip"}
+    assert not {i for i in event_ids(settings, "omny") if i.startswith("trailing-")}
 
 
 def test_plain_text_named_gz_lands(landed):
