@@ -46,10 +46,12 @@ def test_make_bench_measures_every_scenario_and_baseline_on_the_same_answer(tmp_
 
     # Ours against each baseline of its group, in both files.
     assert set(by["core"]["ratios"]) == {"duckdb_read_json", "duckdb_distinct_on", "dlt_merge", "dlt_merge_parquet"}
+    assert 0 < by["core"]["steps_s"] < by["core"]["wall_s"]  # the work inside Dagster's steps, from the instance's records
     assert set(by["atomic_core"]["ratios"]) == {"atomic_duckdb_floor"}
     assert set(by["marts_one_hour_1d"]["ratios"]) == {"dbt_floor"}
     table = (results / "latest.md").read_text()
     for group in ("omny", "atomic", "marts"):
         assert f"**{group}**" in table
     assert re.search(r"^\| core \| [\d.]+ \| \d+ \| \d+ \| " + str(distinct) + r" \|", table, re.M), table
+    assert re.search(r"^- `core`'s Dagster steps .* took [\d.]+ s of its [\d.]+ s: [\d.]+x `duckdb_read_json`", table, re.M), table
     assert (REPO / "bench" / "results" / "latest.json").read_bytes() == committed  # the repo's results untouched
