@@ -54,4 +54,15 @@ def test_make_bench_measures_every_scenario_and_baseline_on_the_same_answer(tmp_
         assert f"**{group}**" in table
     assert re.search(r"^\| core \| [\d.]+ \| \d+ \| \d+ \| " + str(distinct) + r" \|", table, re.M), table
     assert re.search(r"^- `core`'s Dagster steps .* took [\d.]+ s of its [\d.]+ s: [\d.]+x `duckdb_read_json`", table, re.M), table
+    # Issue 14's targets, each with what this run measured; below 2 M events the core's get no verdict.
+    verdicts = {t["target"]: t for t in report["targets"]}
+    assert list(verdicts) == ["core time", "core memory", "10x time", "10x memory", "Atomic time", "marts step",
+                              "marts step, long history", "history"]
+    assert verdicts["core time"]["value"] == by["core"]["ratios"]["duckdb_read_json"]
+    assert verdicts["core time"]["met"] is None and verdicts["10x time"]["value"] is None  # not at 2 M; no 10x run
+    assert verdicts["marts step"]["met"] == (by["marts_one_hour_1d"]["ratios"]["dbt_floor"] <= 1.5)
+    assert verdicts["history"]["value"] is None  # 1 day of history is the long one here
+    assert re.search(r"^\| core time \| .* \| 2\.5 \| [\d.]+ \| none below 2000000 events \|$", table, re.M), table
+    assert re.search(r"^\| marts step \| .* \| 1\.5 \| [\d.]+ \| (met|\*\*not met\*\*) \|$", table, re.M), table
+    assert re.search(r"^\| 10x time \| .* \| 10\.5 \|  \| not measured in this run \|$", table, re.M), table
     assert (REPO / "bench" / "results" / "latest.json").read_bytes() == committed  # the repo's results untouched
