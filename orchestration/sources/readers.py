@@ -46,6 +46,7 @@ BATCH_ROWS = 200_000  # rows per batch from DuckDB readers
 RAW_CUT = 2000  # characters of raw text kept for a record quarantined for its size or encoding
 HEADER_BYTES = 1024 * 1024  # a CSV header is read from the file's first bytes (decompressed)
 BOM = b"\xef\xbb\xbf"
+JSON_WHITESPACE = np.frombuffer(b" \t\r", np.uint8)  # and the line end: a line of these alone is blank
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -91,11 +92,13 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
         return
     d, in_member = isal_zlib.decompressobj(wbits=31), False
     while True:
-        if not in_member:  # zero bytes padding the file after a member: gzip skips them
-            data = data.lstrip(b"\0")
         while data:
-            if not in_member and not GZIP_MAGIC.startswith(data[:2]):  # (two bytes, or the first of them)
-                raise DamagedFile("corrupt gzip file: bytes after its gzip stream that are not gzip")
+            if not in_member:
+                data = data.lstrip(b"\0")  # zero bytes padding the file after a member: gzip skips them
+                if not data:
+                    break
+                if not GZIP_MAGIC.startswith(data[:2]):  # (two bytes, or the first of them)
+                    raise DamagedFile("corrupt gzip file: bytes after its gzip stream that are not gzip")
             in_member = True
             try:
                 out = d.decompress(data, CHUNK_BYTES)
@@ -105,7 +108,7 @@ def _decompressed(stream: IO[bytes], limits: ReadLimits) -> Iterator[bytes]:
                 yield out
             data = d.unconsumed_tail
             if d.eof:  # another gzip member may follow, or padding
-                data = (d.unused_data + data).lstrip(b"\0")
+                data = d.unused_data + data
                 d, in_member = isal_zlib.decompressobj(wbits=31), False
         data = stream.read(READ_BYTES)
         if not data:
@@ -147,8 +150,8 @@ def _per_line(keys: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 def _lines_table(chunk: bytes | memoryview, first_line: int, limits: ReadLimits, error: str | None) -> tuple[pa.Table, int]:
-    """(records, lines) of `chunk` (which ends with a newline), numbered from `first_line`; empty lines
-    are not records. Lines too long or not UTF-8 are kept as records with their reason. The text
+    """(records, lines) of `chunk` (which ends with a newline), numbered from `first_line`; blank lines
+    (empty, or JSON whitespace alone) are not records. Lines too long or not UTF-8 are kept as records with their reason. The text
     keeps its line end (JSON ignores it; quarantine trims it): no copy of the chunk is made."""
     buf = np.frombuffer(chunk, np.uint8)
     ends, bounds = split_lines(buf)
@@ -158,7 +161,9 @@ def _lines_table(chunk: bytes | memoryview, first_line: int, limits: ReadLimits,
     offsets = pa.py_buffer(np.concatenate(([0], ends + 1)).astype(np.int64))
     binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), [None, offsets, pa.py_buffer(chunk)])
     numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
-    keep = (lengths > 0) & ~((lengths == 1) & cr)
+    keep = lengths > 0
+    for i in np.flatnonzero(keep & (bounds == 0)):  # rare: a line with no key
+        keep[i] = not np.isin(buf[starts[i]: ends[i]], JSON_WHITESPACE).all()
     too_long = lengths - cr > limits.max_line_bytes
     normal = keep & ~too_long
     texts = binary if normal.all() else binary.filter(pa.array(normal))
@@ -253,14 +258,14 @@ def read_json_lines(stream: IO[bytes], limits: ReadLimits, damaged: str | None =
     except DamagedFile:
         if damaged is None:
             raise
-        if pending.strip() and not skipping:
+        if pending and not skipping:
             table, _ = _lines_table(pending + b"\n", line, limits, damaged)
             yielded += table.num_rows
             yield table
         if not yielded:
             yield file_error_table(damaged)
         return
-    if pending.strip() and not skipping:
+    if pending and not skipping:
         table, _ = _lines_table(pending + b"\n", line, limits, damaged)
         if table.num_rows:
             yield table

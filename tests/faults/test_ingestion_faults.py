@@ -125,6 +125,9 @@ def landed(tmp_path_factory):
     recs = clean_records("utf8", t1)
     data = lines_of(recs[:2]) + b'{"EventId": "utf8-bad", "Program": {"Id": "\xff\xfe"}}\n' + lines_of(recs[2:])
     f.omny("utf8", t1, gzip.compress(data), good=[r["EventId"] for r in recs])
+    recs = clean_records("blanks", t1, 3)  # lines of JSON whitespace alone, mid-file and last (no newline)
+    f.omny("blanks", t1, gzip.compress(lines_of(recs[:1]) + b"   \n" + lines_of(recs[1:]) + b" \t\r\n\n\t "),
+           good=[r["EventId"] for r in recs])
     recs = clean_records("padded", t1, 6)  # two gzip members, zero bytes after each (a block-padded writer's)
     f.omny("padded", t1, gzip.compress(lines_of(recs[:3])) + bytes(100) + gzip.compress(lines_of(recs[3:])) + bytes(5000),
            good=[r["EventId"] for r in recs])
@@ -283,6 +286,14 @@ def test_invalid_utf8_quarantines_its_line_only(landed):
     rows = [r for r in quarantined(settings, "omny") if "utf8" in r[0]]
     assert [(line, reason) for _, line, _, reason in rows] == [(3, "line is not valid UTF-8")]
     assert {f"utf8-{i}" for i in range(5)} <= event_ids(settings, "omny")
+
+
+def test_blank_lines_are_not_records_wherever_they_stand(landed):
+    _, settings, _, _, _ = landed
+    assert not reasons_for(settings, "omny", "blanks")
+    rows = duckdb.sql(f"select event_id, source_line from read_parquet('{settings.lake}/omny/events/*/*.parquet', "
+                      "hive_partitioning = false) where event_id like 'blanks-%' order by 1").fetchall()
+    assert rows == [("blanks-0", 1), ("blanks-1", 3), ("blanks-2", 4)]
 
 
 def test_gzip_members_and_the_zero_bytes_padding_them_land(landed):
