@@ -8,7 +8,9 @@ import http.client
 import json
 import logging
 import socket
+import struct
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -113,3 +115,35 @@ def test_without_a_secret_the_receiver_does_not_start(monkeypatch, capsys):
     monkeypatch.delenv("ALTIS_HOOK_SECRET", raising=False)
     assert main(["receive", "altis", "--port", "0"]) == 2
     assert "ALTIS_HOOK_SECRET is not set" in capsys.readouterr().err
+
+
+def test_a_failing_landing_store_is_a_503_and_the_receiver_goes_on(tmp_path: Path, caplog):
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "landing").write_text("a file where the landing folder should be")
+    server = make_server(LocalStore(str(tmp_path / "landing")), SECRET, max_bytes=10_000, port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(2):  # the receiver answers, and answers again
+            status, answer = post(server.server_address[1], ndjson(records("2026-02-20", 2)))
+            assert status == 503
+            assert answer["error"].startswith("the landing store failed (") and "send the batch again" in answer["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "the landing store failed" in caplog.text and SECRET not in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landing"]
+
+
+def test_a_client_gone_mid_body_is_a_log_line_not_a_traceback(receiver, tmp_path: Path, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    with socket.create_connection(("127.0.0.1", receiver), timeout=10) as sock:
+        sock.sendall(f"POST {PATH} HTTP/1.1\r\nHost: x\r\n{SECRET_HEADER}: {SECRET}\r\nContent-Length: 5000\r\n\r\n"
+                     .encode() + b"x" * 100)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # closed with a reset
+    deadline = time.monotonic() + 10
+    while "went away" not in caplog.text and "nothing written" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert post(receiver, ndjson(records("2026-02-20", 1)))[0] == 202  # the next batch lands
+    assert "Traceback" not in capfd.readouterr().err
+    assert len([p for p in (tmp_path / "landing").rglob("*") if p.is_file()]) == 1  # the cut batch left nothing

@@ -8,7 +8,9 @@ hour it arrived, where `altis_landed` reads it.
 - A `Content-Length` is required (411 without) and at most `ALTIS_HOOK_MAX_BYTES` (413 above,
   before a byte of the body is read). The body is streamed through gzip into the store (a staging
   file moved into place, or one S3 upload), so memory stays bounded by a chunk.
-- 202 with the landing key once the file is in place; a body cut short leaves nothing (400).
+- 202 with the landing key once the file is in place; a body cut short leaves nothing (400); a
+  landing store that fails leaves nothing either (503: send the batch again).
+- A client gone mid-request is one log line; no traceback reaches the terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import sys
 import uuid
 import zlib
 from datetime import datetime, timezone
@@ -93,7 +96,22 @@ def make_server(store: Store, secret: str | None, max_bytes: int, host: str = "1
                 written = write_stream(store, key, _gzipped(self.rfile, length))
             except _CutShort as exc:
                 return self._answer(400, error=f"{exc}: nothing written")
+            except (ConnectionError, TimeoutError):
+                raise  # the client went away: nothing to answer
+            except Exception as exc:
+                log.error(f"altis hook: the landing store failed ({type(exc).__name__}): {length} bytes not written")
+                return self._answer(503, error=f"the landing store failed ({type(exc).__name__}): nothing written, "
+                                               "send the batch again")
             log.info(f"altis hook: {length} bytes -> {key} ({written} bytes gzipped)")
             self._answer(202, key=key, bytes=length)
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return _Server((host, port), Handler)
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.info(f"altis hook: {client_address[0]} went away mid-request ({type(exc).__name__})")
+        else:
+            log.exception(f"altis hook: the request from {client_address[0]} failed")
