@@ -66,3 +66,21 @@ def test_make_bench_measures_every_scenario_and_baseline_on_the_same_answer(tmp_
     assert re.search(r"^\| marts step \| .* \| 1\.5 \| [\d.]+ \| (met|\*\*not met\*\*) \|$", table, re.M), table
     assert re.search(r"^\| 10x time \| .* \| 10\.5 \|  \| not measured in this run \|$", table, re.M), table
     assert (REPO / "bench" / "results" / "latest.json").read_bytes() == committed  # the repo's results untouched
+
+
+def test_the_committed_results_render_their_targets_verdicts(monkeypatch):
+    """At the targets' scale each target gets met or not met: the committed results (2 M events),
+    rendered again, give the committed table, verdicts included."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import run as bench_run
+
+    report = json.loads((REPO / "bench" / "results" / "latest.json").read_text())
+    assert report["scale"]["events"] == bench_run.TARGET_EVENTS
+    by = {r["scenario"]: r for r in report["results"]}
+    long = next(s.removeprefix("marts_one_hour_") for s in by if s.startswith("marts_one_hour_") and s != "marts_one_hour_1d")
+    assert bench_run.targets(by, report["scale"]["events"], long) == report["targets"]
+    assert all(t["met"] is (t["value"] <= t["limit"]) for t in report["targets"])
+    assert bench_run.markdown(report) == (REPO / "bench" / "results" / "latest.md").read_text()
+    for t in report["targets"]:
+        assert f"| {t['target']} | {t['measure']} | {t['limit']} | {t['value']} | {'met' if t['met'] else '**not met**'} |" \
+            in bench_run.markdown(report)
