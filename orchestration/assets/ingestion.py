@@ -172,10 +172,10 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
         try:
             ledgers = land_hours(contract, landing.store(), lake.store(), hours, partial(lake_duckdb, landing, lake), rules,
                                  on_hour=landed_one)
-        except LandingInterrupted as exc:  # the store failed: say what was published before it did
+        except LandingInterrupted as exc:  # say what was published before it failed
             raise dg.Failure(
-                description=f"{source}: the store failed after {len(exc.ledgers)} of {len(hours)} arrival hours "
-                            f"landed: {type(exc.cause).__name__}: {exc.cause}",
+                description=f"{source}: {'the store' if exc.store_failed else 'the landing'} failed after "
+                            f"{len(exc.ledgers)} of {len(hours)} arrival hours landed: {type(exc.cause).__name__}: {exc.cause}",
                 metadata=landed_metadata(exc.ledgers)) from exc
         except FileNotFoundError as exc:  # the landing root itself
             raise dg.Failure(description=str(exc)) from None

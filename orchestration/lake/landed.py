@@ -90,6 +90,12 @@ def _store_failure(exc: BaseException) -> bool:
     return isinstance(exc, bex.BotoCoreError)
 
 
+def _run_failure(exc: BaseException) -> bool:
+    """An error that is not one file's: the store's, or memory run out (a re-run heals it; the
+    file would be quarantined for nothing)."""
+    return _store_failure(exc) or isinstance(exc, (MemoryError, duckdb.OutOfMemoryException))
+
+
 def _file_reason(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return "file vanished between listing and reading"
@@ -121,9 +127,8 @@ class _HourWriter:
         self.contract, self.con, self.rules, self.table, self.ahead = contract, con, rules, table, ahead
         self.arrival_hour = arrival_hour
         self.arrival = np.datetime64(arrival_hour.replace(tzinfo=None), "us")
-        # (file, kind, rows) not yet in the table: kind is "json" or "flat" (raw records, Arrow), or
-        # "typed" (a reader's table of the rows it typed)
-        self.pending: list[tuple[str, str, pa.Table | TypedRows]] = []
+        # (file, kind, raw records) not yet in the table: kind is "json" or "flat"
+        self.pending: list[tuple[str, str, pa.Table]] = []
         self.pending_bytes = 0
         self.empty = True  # nothing put in the table yet
         # The contract query's columns, bound once per connection and source: binding it is most
@@ -145,12 +150,13 @@ class _HourWriter:
         return table.append_column("arrival_hour", pa.array(np.full(n, self.arrival)))
 
     def add(self, batch: pa.Table | TypedRows, key: str, flat: bool) -> int:
-        """Hold a batch of raw records (they go through the contract query) or a reader's typed rows;
-        they go into the table when enough are held."""
+        """Hold a batch of raw records (they go through the contract query) until enough are held;
+        a reader's typed rows go into the table at once (each of its tables holds DuckDB memory: an
+        hour of 500 small CSV files held ran out of it, bench/README.md)."""
         if is_typed(batch):
-            self.pending.append((key, "typed", batch))
-        else:
-            self.pending.append((key, "flat" if flat else "json", self._with_file(batch, key)))
+            self._take(batch)
+            return batch.num_rows
+        self.pending.append((key, "flat" if flat else "json", self._with_file(batch, key)))
         self.pending_bytes += batch.nbytes
         if self.pending_bytes >= FLUSH_BYTES:
             self.flush()
@@ -160,16 +166,13 @@ class _HourWriter:
         """The contract query over every batch held, at once: each query has a fixed cost (~20 ms to
         bind and plan, plus the Arrow scan's set-up) and runs faster on more rows; one per 16 MB
         chunk cost ~4 s more on 2 M events (bench/README.md). What went into the table leaves what is
-        held at once: after a failure, nothing is put in twice (nor a reader's table taken twice)."""
-        for entry in [p for p in self.pending if p[1] == "typed"]:
-            self._take(entry[2])
-            self.pending = [p for p in self.pending if p is not entry]
+        held at once: after a failure, nothing is put in twice."""
         for kind in ("json", "flat"):
             tables = [t for _, k, t in self.pending if k == kind]
             if not tables:
                 continue
-            # One table in record batches of one DuckDB vector (zero-copy), which DuckDB shares among its threads.
-            table = pa.concat_tables(tables)
+            # One table in record batches of one DuckDB vector, which DuckDB shares among its threads.
+            table = _in_vectors(tables)
             self.con.register("_batch", pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema))
             try:
                 self.con.execute(f"INSERT INTO {self.table} BY NAME "
@@ -184,17 +187,17 @@ class _HourWriter:
         """A reader's typed rows into the table: the reader's table becomes the hour's while that is
         empty and has the same columns (an hour of one flat file is not copied), else it is copied in."""
         describe = "SELECT column_name, column_type FROM (DESCRIBE {})"
-        if self.empty and (self.con.execute(describe.format(rows.table)).fetchall()
-                           == self.con.execute(describe.format(self.table)).fetchall()):
-            self.con.execute(f"DROP TABLE {self.table}; ALTER TABLE {rows.table} RENAME TO {self.table}")
-        else:
-            self.con.execute(f"INSERT INTO {self.table} BY NAME SELECT * FROM {rows.table}; DROP TABLE {rows.table}")
+        try:
+            if self.empty and (self.con.execute(describe.format(rows.table)).fetchall()
+                               == self.con.execute(describe.format(self.table)).fetchall()):
+                self.con.execute(f"DROP TABLE {self.table}; ALTER TABLE {rows.table} RENAME TO {self.table}")
+            else:
+                self.con.execute(f"INSERT INTO {self.table} BY NAME SELECT * FROM {rows.table}")
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {rows.table}")
         self.empty = False
 
     def drop(self, key: str) -> None:
-        for k, kind, rows in self.pending:
-            if k == key and kind == "typed":
-                self.con.execute(f"DROP TABLE IF EXISTS {rows.table}")
         self.pending = [p for p in self.pending if p[0] != key]
         self.pending_bytes = sum(t.nbytes for _, _, t in self.pending)
         self.con.execute(f"DELETE FROM {self.table} WHERE source_file = ?", [key])
@@ -219,16 +222,34 @@ class _HourWriter:
             try:
                 self.read(landing, key, fmt, damaged=str(exc))
             except Exception as again:
-                if _store_failure(again):
+                if _run_failure(again):
                     raise
                 self.drop(key)
                 self.add(file_error_table(str(exc)), key, is_flat(fmt))
         except Exception as exc:
-            if _store_failure(exc):
+            if _run_failure(exc):
                 raise
             self.drop(key)
             self.add(file_error_table(_file_reason(exc)), key, is_flat(fmt))
         return None
+
+
+def _in_vectors(tables: list[pa.Table]) -> pa.Table:
+    """`tables` as one, each run of tables smaller than a DuckDB vector copied into one chunk: the
+    contract query holds a vector's worth of memory for every batch it scans, however few its rows,
+    so an hour of 500 small files ran out of memory (bench/README.md). Larger tables are not copied."""
+    out: list[pa.Table] = []
+    small: list[pa.Table] = []
+    for table in [*tables, None]:
+        if table is not None and table.num_rows < VECTOR_ROWS:
+            small.append(table)
+            continue
+        if small:
+            out.append(pa.concat_tables(small).combine_chunks() if len(small) > 1 else small[0])
+            small = []
+        if table is not None:
+            out.append(table)
+    return pa.concat_tables(out)
 
 
 @dataclass
@@ -408,11 +429,12 @@ def affected_hours(ledgers: list[LandedLedger]) -> list[str]:
 
 
 class LandingInterrupted(RuntimeError):
-    """The store failed part-way: `ledgers` are the arrival hours published before it did."""
+    """The store (or the run) failed part-way: `ledgers` are the arrival hours published before it did."""
 
     def __init__(self, cause: BaseException, ledgers: list[LandedLedger]):
         super().__init__(str(cause))
         self.cause, self.ledgers = cause, ledgers
+        self.store_failed = _store_failure(cause)
 
 
 def land_hours(contract: SourceContract, landing: Store, lake: Store, arrival_hours: list[datetime],

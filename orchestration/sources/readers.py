@@ -562,7 +562,7 @@ def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: 
         raise ValueError(f"no reader for format {fmt!r}")
     try:
         yield from readers[base]()
-    except duckdb.HTTPException:
-        raise  # the store, not the file: retried by httpfs, then the run fails
+    except (duckdb.HTTPException, duckdb.OutOfMemoryException):
+        raise  # the store or the memory, not the file: the run fails, and a re-run heals it
     except duckdb.Error as exc:
         raise DamagedFile(f"unreadable {base.upper()} file: {_first_line(exc)}") from None

@@ -22,6 +22,7 @@ import pytest
 from orchestration.backfill import run_backfill
 from orchestration.contracts import load_source_contracts
 from orchestration.lake.landed import land_hour, land_hours
+from orchestration.resources import LAKE_MEMORY_LIMIT
 from orchestration.sources.landing import scan_landing
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, duckdb_connection
@@ -458,6 +459,44 @@ def test_lines_across_the_readers_chunks_land_once_with_their_numbers(tmp_path):
         rows = con.execute(f"SELECT event_id, source_line FROM read_parquet('{tmp_path}/lake/omny/landed/**/*.parquet')").fetchall()
     assert ledger.balanced and ledger.rows_read == ledger.rows_landed == 9000
     assert dict(rows) == expected and len(rows) == 9000
+
+
+def many_small_files(landing: Path, omny: int, atomic: int) -> int:
+    """`omny` Omny files and `atomic` CSV and as many Parquet files of Atomic, three records each,
+    all in hour T0; the records written."""
+    for i in range(omny):
+        omny_path(landing, T0, f"small{i}").write_bytes(gzip.compress(lines_of(clean_records(f"small{i}", T0, 3))))
+    folder = landing / f"atomic/{T0:%Y-%m-%dT%H}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(atomic):
+        write_csv(atomic_rows(f"csv{i}", T0, 3))(folder / f"c{i}.csv")
+        write_parquet(atomic_rows(f"pq{i}", T0, 3))(folder / f"p{i}.parquet")
+    return 3 * (omny + 2 * atomic)
+
+
+def test_an_hour_of_many_small_files_lands_whole(tmp_path):
+    """Hundreds of files in one hour (a streaming vendor's): the memory held does not grow with the
+    files, under the lake's DuckDB memory limit (600 Omny files, or 300 flat ones, ran out of it)."""
+    landing, lake = tmp_path / "landing", LocalStore(str(tmp_path / "lake"))
+    many_small_files(landing, omny=600, atomic=150)
+    for source, rows in (("omny", 1800), ("atomic", 900)):
+        with duckdb_connection(memory_limit=LAKE_MEMORY_LIMIT) as con:
+            (ledger,) = land_hours(load_source_contracts()[source], LocalStore(str(landing)), lake, [T0], con)
+        assert ledger.balanced and (ledger.rows_landed, ledger.rows_quarantined) == (rows, 0), ledger.quarantine_reasons
+
+
+def test_memory_run_out_fails_the_hour_and_quarantines_nothing(tmp_path):
+    """Out of memory is the run's failure, not a file's: nothing is published, no good event goes
+    to quarantine, and a run with the memory it needs lands the hour."""
+    landing, lake = tmp_path / "landing", LocalStore(str(tmp_path / "lake"))
+    many_small_files(landing, omny=600, atomic=0)
+    contract = load_source_contracts()["omny"]
+    with duckdb_connection(memory_limit="20MB") as con, pytest.raises(duckdb.OutOfMemoryException):
+        land_hours(contract, LocalStore(str(landing)), lake, [T0], con)
+    assert not [p for p in (tmp_path / "lake").rglob("*") if p.is_file()]
+    with duckdb_connection(memory_limit=LAKE_MEMORY_LIMIT) as con:
+        (ledger,) = land_hours(contract, LocalStore(str(landing)), lake, [T0], con)
+    assert ledger.balanced and (ledger.rows_landed, ledger.rows_quarantined) == (1800, 0)
 
 
 def test_a_missing_landing_root_is_an_error_naming_the_variable(tmp_path):
