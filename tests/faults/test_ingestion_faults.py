@@ -485,6 +485,24 @@ def test_an_hour_of_many_small_files_lands_whole(tmp_path):
         assert ledger.balanced and (ledger.rows_landed, ledger.rows_quarantined) == (rows, 0), ledger.quarantine_reasons
 
 
+def test_an_hour_of_events_spread_over_weeks_lands_each_under_its_own_hour(tmp_path):
+    """One file replaying 400 hours of history (a vendor's re-export): every event lands under the
+    hour it happened, one file an hour, under the lake's memory limit (one COPY of 400 partitions
+    ran out of it)."""
+    landing, lake = tmp_path / "landing", LocalStore(str(tmp_path / "lake"))
+    records = [omny_record(f"replay-{h}-{i}", T0 - timedelta(hours=h) + timedelta(minutes=10 * i)) for h in range(400) for i in range(3)]
+    omny_path(landing, T0, "replay").write_bytes(gzip.compress(lines_of(records)))
+    with duckdb_connection(memory_limit=LAKE_MEMORY_LIMIT) as con:
+        (ledger,) = land_hours(load_source_contracts()["omny"], LocalStore(str(landing)), lake, [T0], con)
+    assert ledger.balanced and (ledger.rows_landed, ledger.rows_quarantined) == (1200, 0)
+    assert len(ledger.event_hours_touched) == 400 and set(ledger.event_hours_touched.values()) == {3}
+    files = list((tmp_path / "lake" / "omny" / "landed").rglob("*.parquet"))
+    assert len(files) == 400  # one an event hour
+    misfiled = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/omny/landed/*/*/*.parquet', hive_partitioning = true) "
+                          "WHERE strftime(event_ts, '%Y-%m-%dT%H') <> event_hour").fetchone()[0]
+    assert misfiled == 0
+
+
 def test_memory_run_out_fails_the_hour_and_quarantines_nothing(tmp_path):
     """Out of memory is the run's failure, not a file's: nothing is published, no good event goes
     to quarantine, and a run with the memory it needs lands the hour."""
