@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 from isal import isal_zlib  # zlib's API, a third of its time to gunzip (bench/README.md)
 
+from orchestration.sources.records import RAW_CUT
 from orchestration.sql import ident, sql_str
 from orchestration.threads import yield_to_main_thread
 
@@ -43,7 +44,6 @@ CHUNK_BYTES = 16 * 1024 * 1024  # decompressed text split per batch
 READ_BYTES = 1024 * 1024  # compressed bytes read per call
 SCAN_BYTES = 256 * 1024  # text scanned for line ends and keys at a time: it stays in the CPU's cache
 BATCH_ROWS = 200_000  # rows per batch from DuckDB readers
-RAW_CUT = 2000  # characters of raw text kept for a record quarantined for its size or encoding
 HEADER_BYTES = 1024 * 1024  # a CSV header is read from the file's first bytes (decompressed)
 BOM = b"\xef\xbb\xbf"
 JSON_WHITESPACE = np.frombuffer(b" \t\r", np.uint8)  # and the line end: a line of these alone is blank

@@ -15,6 +15,8 @@ from orchestration.contracts import LEADING_COLUMNS, Field, SourceContract
 from orchestration.settings import format_hour
 from orchestration.sql import ident, sql_str
 
+RAW_CUT = 2000  # characters of a quarantined record's raw text kept (DESIGN.md: cut to a bounded length)
+
 
 @dataclass(frozen=True)
 class EventTimeRange:
@@ -272,7 +274,7 @@ def _typed_select(contract: SourceContract, flat: bool, times: EventTimeRange | 
       {typed_cols}
   FROM records
 )
-SELECT * EXCLUDE ({carried}), CASE WHEN reason IS NOT NULL THEN {raw} END AS raw FROM (SELECT
+SELECT * EXCLUDE ({carried}), CASE WHEN reason IS NOT NULL THEN left({raw}, {RAW_CUT}) END AS raw FROM (SELECT
     {event_id} AS event_id,
     {event_ts} AS event_ts,
     {event_name}::VARCHAR AS event_name,

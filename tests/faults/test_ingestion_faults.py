@@ -129,6 +129,9 @@ def landed(tmp_path_factory):
     recs = clean_records("blanks", t1, 3)  # lines of JSON whitespace alone, mid-file and last (no newline)
     f.omny("blanks", t1, gzip.compress(lines_of(recs[:1]) + b"   \n" + lines_of(recs[1:]) + b" \t\r\n\n\t "),
            good=[r["EventId"] for r in recs])
+    recs = clean_records("longbad", t1, 2)  # a record the contract refuses, longer than the raw text kept of it
+    bad = {"Program": {"Id": "p", "Name": "z" * 3000}}
+    f.omny("longbad", t1, gzip.compress(lines_of(recs[:1] + [bad] + recs[1:])), good=[r["EventId"] for r in recs])
     recs = clean_records("padded", t1, 6)  # two gzip members, zero bytes after each (a block-padded writer's)
     f.omny("padded", t1, gzip.compress(lines_of(recs[:3])) + bytes(100) + gzip.compress(lines_of(recs[3:])) + bytes(5000),
            good=[r["EventId"] for r in recs])
@@ -295,6 +298,13 @@ def test_blank_lines_are_not_records_wherever_they_stand(landed):
     rows = duckdb.sql(f"select event_id, source_line from read_parquet('{settings.lake}/omny/events/*/*.parquet', "
                       "hive_partitioning = false) where event_id like 'blanks-%' order by 1").fetchall()
     assert rows == [("blanks-0", 1), ("blanks-1", 3), ("blanks-2", 4)]
+
+
+def test_a_quarantined_records_raw_text_is_cut_to_a_bounded_length(landed):
+    _, settings, _, _, _ = landed
+    ((line, raw, reason),) = [(line, raw, reason) for name, line, raw, reason in quarantined(settings, "omny") if "longbad" in name]
+    assert line == 2 and "EventId" in reason
+    assert raw == json.dumps({"Program": {"Id": "p", "Name": "z" * 3000}})[:2000]
 
 
 def test_gzip_members_and_the_zero_bytes_padding_them_land(landed):
