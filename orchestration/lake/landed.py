@@ -95,9 +95,9 @@ def _store_failure(exc: BaseException) -> bool:
 
 
 def _run_failure(exc: BaseException) -> bool:
-    """An error that is not one file's: the store's, or memory run out (a re-run heals it; the
-    file would be quarantined for nothing)."""
-    return _store_failure(exc) or isinstance(exc, (MemoryError, duckdb.OutOfMemoryException))
+    """An error that is not one file's: the store's, or Python's memory run out (a re-run heals it;
+    the file would be quarantined for nothing). DuckDB's is told apart (`_HourWriter.refuse`)."""
+    return _store_failure(exc) or isinstance(exc, MemoryError)
 
 
 def _file_reason(exc: BaseException) -> str:
@@ -135,6 +135,7 @@ class _HourWriter:
         self.pending: list[tuple[str, str, pa.Table]] = []
         self.pending_bytes = 0
         self.empty = True  # nothing put in the table yet
+        self.refused: set[str] = set()  # files quarantined whole: their records alone ran out of DuckDB's memory
         # The contract query's columns, bound once per connection and source: binding it is most
         # of the cost of a small hour (bench/README.md).
         shape = ident(f"_typed_shape_{contract.name}")
@@ -157,6 +158,10 @@ class _HourWriter:
         """Hold a batch of raw records (they go through the contract query) until enough are held;
         a reader's typed rows go into the table at once (each of its tables holds DuckDB memory: an
         hour of 500 small CSV files held ran out of it, bench/README.md)."""
+        if key in self.refused:  # the rest of a file refused at a flush
+            if is_typed(batch):
+                self.con.execute(f"DROP TABLE IF EXISTS {batch.table}")
+            return batch.num_rows
         if is_typed(batch):
             self._take(batch)
             return batch.num_rows
@@ -170,22 +175,51 @@ class _HourWriter:
         """The contract query over every batch held, at once: each query has a fixed cost (~20 ms to
         bind and plan, plus the Arrow scan's set-up) and runs faster on more rows; one per 16 MB
         chunk cost ~4 s more on 2 M events (bench/README.md). What went into the table leaves what is
-        held at once: after a failure, nothing is put in twice."""
+        held at once: after a failure, nothing is put in twice. When DuckDB runs out of memory, each
+        file's records are typed alone, and one whose records alone run out of it is refused."""
         for kind in ("json", "flat"):
-            tables = [t for _, k, t in self.pending if k == kind]
-            if not tables:
+            held = [(k, t) for k, kd, t in self.pending if kd == kind]
+            if not held:
                 continue
-            # One table in record batches of one DuckDB vector, which DuckDB shares among its threads.
-            table = _in_vectors(tables)
-            self.con.register("_batch", pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema))
             try:
-                self.con.execute(f"INSERT INTO {self.table} BY NAME "
-                                 + typed_records_sql(self.contract, "_batch", kind == "flat", self.rules.times))
-            finally:
-                self.con.unregister("_batch")
+                self._type([t for _, t in held], kind == "flat")
+            except duckdb.OutOfMemoryException:
+                for key in dict.fromkeys(k for k, _ in held):
+                    try:
+                        self._type([t for k, t in held if k == key], kind == "flat")
+                    except duckdb.OutOfMemoryException as exc:
+                        self.refuse(key, kind == "flat", exc)
             self.empty = False
             self.pending = [p for p in self.pending if p[1] != kind]
         self.pending_bytes = 0
+
+    def _type(self, tables: list[pa.Table], flat: bool) -> None:
+        """Raw records through the contract query into the table (one statement: all or nothing)."""
+        # One table in record batches of one DuckDB vector, which DuckDB shares among its threads.
+        table = _in_vectors(tables)
+        self.con.register("_batch", pa.Table.from_batches(table.to_batches(max_chunksize=VECTOR_ROWS), table.schema))
+        try:
+            self.con.execute(f"INSERT INTO {self.table} BY NAME "
+                             + typed_records_sql(self.contract, "_batch", flat, self.rules.times))
+        finally:
+            self.con.unregister("_batch")
+
+    def refuse(self, key: str, flat: bool, exc: duckdb.OutOfMemoryException) -> None:
+        """A file whose records alone ran out of DuckDB's memory: quarantined whole, as one record
+        naming the limit, as a line past the length limit is; the rest of the hour lands. When
+        DuckDB cannot type even one record, memory ran out for the run, not for the file: `exc`
+        is raised (the run fails; a re-run heals)."""
+        self.con.register("_batch", self._with_file(file_error_table("memory"), key))
+        try:
+            self.con.execute(f"SELECT count(*) FROM ({typed_records_sql(self.contract, '_batch', flat)})").fetchone()
+        except duckdb.OutOfMemoryException:
+            raise exc from None
+        finally:
+            self.con.unregister("_batch")
+        self.refused.add(key)
+        self.drop(key)
+        limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        self._type([self._with_file(file_error_table(f"file too large to type within DuckDB's memory limit ({limit})"), key)], flat)
 
     def _take(self, rows: TypedRows) -> None:
         """A reader's typed rows into the table: the reader's table becomes the hour's while that is
@@ -230,6 +264,9 @@ class _HourWriter:
                     raise
                 self.drop(key)
                 self.add(file_error_table(str(exc)), key, is_flat(fmt))
+        except duckdb.OutOfMemoryException as exc:  # a flat file read by DuckDB, or a file's records alone
+            if key not in self.refused:
+                self.refuse(key, is_flat(fmt), exc)
         except Exception as exc:
             if _run_failure(exc):
                 raise

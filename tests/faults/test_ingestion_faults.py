@@ -513,9 +513,24 @@ def test_an_hour_of_events_spread_over_weeks_lands_each_under_its_own_hour(tmp_p
     assert misfiled == 0
 
 
+def test_a_file_too_large_to_type_within_memory_is_quarantined_whole_and_the_rest_land(tmp_path):
+    """A file whose records alone run out of DuckDB's memory (a thousand keys the contract does not
+    name in each) is one quarantine record saying so, like a line past the length limit; the
+    other files of its hour land."""
+    landing, lake = tmp_path / "landing", LocalStore(str(tmp_path / "lake"))
+    wide = [omny_record(f"wide-{i}", T0, **{f"Extra{j}": {"deep": j} for j in range(1000)}) for i in range(1000)]
+    omny_path(landing, T0, "wide").write_bytes(gzip.compress(lines_of(wide)))
+    omny_path(landing, T0, "good").write_bytes(gzip.compress(lines_of(clean_records("good", T0, 10))))
+    with duckdb_connection(memory_limit="60MB") as con:
+        (ledger,) = land_hours(load_source_contracts()["omny"], LocalStore(str(landing)), lake, [T0], con)
+    assert ledger.balanced and (ledger.rows_landed, ledger.rows_quarantined) == (10, 1)
+    (reason,) = ledger.quarantine_reasons
+    assert reason.startswith("file too large to type within DuckDB's memory limit (")
+
+
 def test_memory_run_out_fails_the_hour_and_quarantines_nothing(tmp_path):
-    """Out of memory is the run's failure, not a file's: nothing is published, no good event goes
-    to quarantine, and a run with the memory it needs lands the hour."""
+    """Memory too small to type even one record is the run's failure, not the files': nothing is
+    published, no good event goes to quarantine, and a run with the memory it needs lands the hour."""
     landing, lake = tmp_path / "landing", LocalStore(str(tmp_path / "lake"))
     many_small_files(landing, omny=600, atomic=0)
     contract = load_source_contracts()["omny"]
