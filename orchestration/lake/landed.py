@@ -23,7 +23,8 @@ from orchestration.settings import LANDING_VARIABLE, format_hour
 from orchestration.sources.landing import HourFiles, scan_landing
 from orchestration.sources.readers import (DamagedFile, FlatTyping, ReadAhead, ReadLimits, TypedRows, empty_table,
                                            file_error_table, is_flat, is_typed, read_batches)
-from orchestration.sources.records import EventTimeRange, lake_columns, typed_columns_sql, typed_records_sql
+from orchestration.sources.records import (EventTimeRange, lake_columns, reason_rule_sql, typed_columns_sql,
+                                           typed_records_sql)
 from orchestration.sql import column_list, ident
 from orchestration.storage import UNORDERED, Store, duckdb_settings
 from orchestration.threads import yield_to_main_thread
@@ -352,7 +353,8 @@ def _account(con: duckdb.DuckDBPyConnection, typed: str, ledger: LandedLedger) -
         SELECT date_trunc('hour', event_ts) AS h, count(*) FROM {typed} WHERE reason IS NULL GROUP BY h ORDER BY h
     """).fetchall()
     counts = con.execute(f"""
-        SELECT 'reason', split_part(reason, '; ', 1), count(*) FROM {typed} WHERE reason IS NOT NULL GROUP BY ALL
+        SELECT 'reason', {reason_rule_sql("split_part(reason, '; ', 1)")}, count(*) FROM {typed} WHERE reason IS NOT NULL
+        GROUP BY ALL
         UNION ALL
         SELECT 'drift', field, count(*) FROM (SELECT unnest(unknown_fields) AS field FROM {typed} WHERE unknown_fields IS NOT NULL)
         GROUP BY ALL
@@ -361,7 +363,7 @@ def _account(con: duckdb.DuckDBPyConnection, typed: str, ledger: LandedLedger) -
     def most_first(kind: str) -> dict[str, int]:
         return dict(sorted(((key, n) for k, key, n in counts if k == kind), key=lambda kn: (-kn[1], kn[0])))
 
-    ledger.quarantine_reasons, ledger.schema_drift = most_first("reason"), most_first("drift")
+    ledger.quarantine_reasons, ledger.schema_drift = _at_most(most_first("reason")), most_first("drift")
     new_hours = {h.replace(tzinfo=UTC): n for h, n in hours}
     ledger.event_hours_touched = {format_hour(h): n for h, n in new_hours.items()}
     ledger.rows_landed, ledger.rows_quarantined = sum(new_hours.values()), sum(ledger.quarantine_reasons.values())
@@ -372,6 +374,19 @@ def _account(con: duckdb.DuckDBPyConnection, typed: str, ledger: LandedLedger) -
     ledger.late_events = sum(ledger.lateness[b] for b in ("2-6h", "7-24h", "over_24h"))
     ledger.beyond_window = ledger.lateness["over_24h"]
     return new_hours
+
+
+MAX_REASONS = 20  # quarantine reasons a ledger names; the rest are counted together
+OTHER_REASONS = "other reasons (the quarantine files name each record's)"
+
+
+def _at_most(reasons: dict[str, int]) -> dict[str, int]:
+    """The MAX_REASONS - 1 most frequent of `reasons` (most first), the rest counted under
+    OTHER_REASONS: a ledger is Dagster metadata, stored and shown for every materialisation."""
+    if len(reasons) <= MAX_REASONS:
+        return reasons
+    kept = dict(list(reasons.items())[:MAX_REASONS - 1])
+    return {**kept, OTHER_REASONS: sum(reasons.values()) - sum(kept.values())}
 
 
 def _lateness_bucket(hours: int) -> str:

@@ -130,6 +130,17 @@ def _typed(f: Field, s: str) -> str:
     raise ValueError(f"field {f.path}: unsupported logicalType {t!r}")
 
 
+# A broken rule's reason names the value it found (`field X: <value> is not a valid timestamp`); the
+# ledgers count reasons by rule, the value left out, so a feed of bad values gives one count a rule
+# where it gave one a value (42,910 reasons for one hour of misformatted timestamps).
+_VALUE_IN_REASON = r"^(field [^:]+: ).*?( is not a valid [a-z]+| is not one of its allowed values| does not match .*)$"
+
+
+def reason_rule_sql(reason: str) -> str:
+    """SQL: the rule of the reason `reason` (an expression), its value replaced by an ellipsis."""
+    return f"regexp_replace({reason}, {sql_str(_VALUE_IN_REASON)}, '\\1…\\2')"
+
+
 def _rules(f: Field, s: str, v: str) -> list[str]:
     """CASE expressions, one per rule of the field, each NULL or the reason it is broken."""
     label = f.path

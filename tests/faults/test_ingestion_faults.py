@@ -528,6 +528,25 @@ def test_a_file_too_large_to_type_within_memory_is_quarantined_whole_and_the_res
     assert reason.startswith("file too large to type within DuckDB's memory limit (")
 
 
+def test_the_ledger_counts_reasons_by_rule_and_names_at_most_twenty(tmp_path):
+    """A feed of bad values is one count a rule in the ledger (the quarantine keeps each value), and
+    a ledger names at most 20 reasons: it is Dagster metadata, stored for every materialisation."""
+    landing, lake = tmp_path / "landing", LocalStore(str(tmp_path / "lake"))
+    bad_times = [omny_record(f"time-{i}", T0) for i in range(50)]
+    for i, record in enumerate(bad_times):
+        record["Download"]["DownloadedAtUtc"] = f"2026-01-05 at 10:{i:02d} UTC"
+    dup_keys = [json.dumps(omny_record(f"dup-{i}", T0))[:-1].encode() + f', "K{i}": 1, "K{i}": 2}}'.encode() for i in range(30)]
+    omny_path(landing, T0, "bad").write_bytes(gzip.compress(lines_of(bad_times) + b"\n".join(dup_keys) + b"\n"))
+    with duckdb_connection() as con:
+        (ledger,) = land_hours(load_source_contracts()["omny"], LocalStore(str(landing)), lake, [T0], con)
+    reasons = ledger.quarantine_reasons
+    assert ledger.balanced and ledger.rows_quarantined == 80 and len(reasons) == 20
+    assert list(reasons.items())[0] == ("field Download.DownloadedAtUtc: … is not a valid timestamp", 50)
+    assert reasons["other reasons (the quarantine files name each record's)"] == 30 - 18
+    values = duckdb.sql(f"SELECT count(DISTINCT reason) FROM read_parquet('{tmp_path}/lake/omny/quarantine/*/*.parquet')").fetchone()[0]
+    assert values == 80  # each record's own reason, its value named
+
+
 def test_memory_run_out_fails_the_hour_and_quarantines_nothing(tmp_path):
     """Memory too small to type even one record is the run's failure, not the files': nothing is
     published, no good event goes to quarantine, and a run with the memory it needs lands the hour."""
