@@ -135,6 +135,8 @@ def landed(tmp_path_factory):
     recs = clean_records("padded", t1, 6)  # two gzip members, zero bytes after each (a block-padded writer's)
     f.omny("padded", t1, gzip.compress(lines_of(recs[:3])) + bytes(100) + gzip.compress(lines_of(recs[3:])) + bytes(5000),
            good=[r["EventId"] for r in recs])
+    recs = clean_records("permember", t1, 300)  # a writer that appends a gzip member a record
+    f.omny("permember", t1, b"".join(gzip.compress(lines_of([r])) for r in recs), good=[r["EventId"] for r in recs])
     recs = clean_records("upper", t1)
     f.omny("upper", t1, gzip.compress(lines_of(recs)), ext="JSONL.GZ", good=[r["EventId"] for r in recs])
     f.omny("wrongext", t1, lines_of(clean_records("wrongext", t1)), ext="jsonl")
@@ -311,6 +313,13 @@ def test_gzip_members_and_the_zero_bytes_padding_them_land(landed):
     _, settings, _, _, _ = landed
     assert {f"padded-{i}" for i in range(6)} <= event_ids(settings, "omny")
     assert not reasons_for(settings, "omny", "padded")
+
+
+def test_a_gzip_member_a_record_lands_every_record_under_its_line(landed):
+    _, settings, _, _, _ = landed
+    rows = duckdb.sql(f"select event_id, source_line from read_parquet('{settings.lake}/omny/events/*/*.parquet', "
+                      "hive_partitioning = false) where event_id like 'permember-%'").fetchall()
+    assert sorted(rows) == sorted((f"permember-{i}", i + 1) for i in range(300))
 
 
 def test_upper_case_extension_lands(landed):
