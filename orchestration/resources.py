@@ -15,7 +15,7 @@ from dagster_aws.s3 import S3Resource
 from orchestration.settings import Settings
 from orchestration.storage import LocalStore, S3Access, S3Store, Store, duckdb_connection, duckdb_file_lock
 
-LAKE_MEMORY_LIMIT = "600MB"  # DuckDB spills past this; see bench/README.md for the peak it gives
+LAKE_MEMORY_LIMIT = f"{Settings.lake_memory_bytes}B"  # DuckDB spills past it; bench/README.md: the peak it gives
 
 
 def s3_resource(settings: Settings) -> S3Resource:
@@ -58,11 +58,11 @@ class StorageResource(dg.ConfigurableResource):
 
 
 @contextmanager
-def lake_duckdb(*stores: StorageResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB for the lake layers: it never opens the warehouse file, so parallel
-    partitions take no lock."""
+def lake_duckdb(*stores: StorageResource, memory_bytes: int = Settings.lake_memory_bytes) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB for the lake layers, of `memory_bytes` (WAREHOUSE_LAKE_MEMORY_BYTES): it
+    never opens the warehouse file, so parallel partitions take no lock."""
     s3 = next((s for s in stores if s.is_s3), None)
-    con = duckdb_connection(s3.s3_access() if s3 else None, memory_limit=LAKE_MEMORY_LIMIT,
+    con = duckdb_connection(s3.s3_access() if s3 else None, memory_limit=f"{memory_bytes}B",
                             max_attempts=s3.s3_attempts if s3 else Settings.s3_max_attempts)
     try:
         yield con

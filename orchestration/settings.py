@@ -42,6 +42,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 MIB = 1024 * 1024
+LAKE_MEMORY_VARIABLE = "WAREHOUSE_LAKE_MEMORY_BYTES"
 ATOMIC_FORMATS = ("ndjson", "csv", "parquet")
 ALTIS_FORMATS = ("json", "csv")
 
@@ -73,6 +74,8 @@ class Settings:
     max_line_bytes: int = 8 * MIB  # a longer line is quarantined, never held whole
     max_file_bytes: int = 2048 * MIB  # decompressed bytes read from one file; the rest is quarantined
     max_event_ahead_hours: int = 48  # an event stamped further after its file arrived is quarantined
+    # DuckDB's memory for the lake layers (it spills past it); a file whose records alone need more is quarantined
+    lake_memory_bytes: int = 600_000_000
     s3_max_attempts: int = 10  # S3 / HTTP requests retried with backoff, then the run fails
     duckdb_lock_timeout_seconds: int = 3600  # how long the dbt step waits for the DuckDB file
     # Atomic's batched analytics API (orchestration/pullers/atomic.py); the token never in a repr
@@ -102,6 +105,7 @@ class Settings:
             max_line_bytes=_int(env, "WAREHOUSE_MAX_LINE_BYTES", cls.max_line_bytes),
             max_file_bytes=_int(env, "WAREHOUSE_MAX_FILE_BYTES", cls.max_file_bytes),
             max_event_ahead_hours=_int(env, "WAREHOUSE_MAX_EVENT_AHEAD_HOURS", cls.max_event_ahead_hours),
+            lake_memory_bytes=_int(env, LAKE_MEMORY_VARIABLE, cls.lake_memory_bytes),
             s3_max_attempts=_int(env, "WAREHOUSE_S3_MAX_ATTEMPTS", cls.s3_max_attempts),
             duckdb_lock_timeout_seconds=_int(env, "WAREHOUSE_DUCKDB_LOCK_TIMEOUT", cls.duckdb_lock_timeout_seconds),
             atomic_api_url=(env.get("ATOMIC_API_URL") or "").rstrip("/") or None,

@@ -140,6 +140,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     """`pulled_by`: the asset that copies this source's files from its vendor (same arrival hours)."""
     source = contract.name
     rules = landing_rules(settings)
+    lake_db = partial(lake_duckdb, memory_bytes=settings.lake_memory_bytes)  # the lake layers' DuckDB, of its stores
     landed_asset_key, events_asset_key = landed_key(source), events_key(source)
     # the contract's team and owners; the columns as the contract types and describes them
     common = dict(group_name=source, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"parquet", "duckdb"},
@@ -170,7 +171,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
                                  f"{l.files} files, {l.rows_landed} rows landed, {l.rows_quarantined} quarantined")
 
         try:
-            ledgers = land_hours(contract, landing.store(), lake.store(), hours, partial(lake_duckdb, landing, lake), rules,
+            ledgers = land_hours(contract, landing.store(), lake.store(), hours, partial(lake_db, landing, lake), rules,
                                  on_hour=landed_one)
         except LandingInterrupted as exc:  # say what was published before it failed
             raise dg.Failure(
@@ -210,7 +211,7 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
     def events(context: dg.AssetExecutionContext, lake: StorageResource):
         start, end = context.partition_time_window
         ledgers = build_event_hours(
-            contract, lake.store(), start, end, partial(lake_duckdb, lake), on_chunk=lambda chunk: context.log.info(
+            contract, lake.store(), start, end, partial(lake_db, lake), on_chunk=lambda chunk: context.log.info(
                 f"{source} event hours {format_hour(chunk[0].event_hour)} … {format_hour(chunk[-1].event_hour)} built: "
                 f"{sum(l.rows_kept for l in chunk)} events kept"))
         meta = events_metadata(ledgers)

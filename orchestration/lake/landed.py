@@ -19,7 +19,7 @@ from orchestration.contracts import SourceContract
 from orchestration.lake import DATABASE_HOURS, DEDUPE_WINDOW, Connect, on_databases, paths
 from orchestration.lake.parquet import (LANDED_PARQUET, PARQUET, event_hour_sql, on_cursors, read_lake, rows_written,
                                         write_file, write_partitioned)
-from orchestration.settings import LANDING_VARIABLE, format_hour
+from orchestration.settings import LAKE_MEMORY_VARIABLE, LANDING_VARIABLE, format_hour
 from orchestration.sources.landing import HourFiles, scan_landing
 from orchestration.sources.readers import (DamagedFile, FlatTyping, ReadAhead, ReadLimits, TypedRows, empty_table,
                                            file_error_table, is_flat, is_typed, read_batches)
@@ -220,7 +220,8 @@ class _HourWriter:
         self.refused.add(key)
         self.drop(key)
         limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        self._type([self._with_file(file_error_table(f"file too large to type within DuckDB's memory limit ({limit})"), key)], flat)
+        reason = f"file too large to type within DuckDB's memory limit ({limit}, {LAKE_MEMORY_VARIABLE})"
+        self._type([self._with_file(file_error_table(reason), key)], flat)
 
     def _take(self, rows: TypedRows) -> None:
         """A reader's typed rows into the table: the reader's table becomes the hour's while that is

@@ -525,16 +525,19 @@ def test_an_hour_of_events_spread_over_weeks_lands_each_under_its_own_hour(tmp_p
 def test_a_file_too_large_to_type_within_memory_is_quarantined_whole_and_the_rest_land(tmp_path):
     """A file whose records alone run out of DuckDB's memory (a thousand keys the contract does not
     name in each) is one quarantine record saying so, like a line past the length limit; the
-    other files of its hour land."""
-    landing, lake = tmp_path / "landing", LocalStore(str(tmp_path / "lake"))
+    other files of its hour land. The limit is the setting's, which the reason names."""
+    landing = tmp_path / "landing"
     wide = [omny_record(f"wide-{i}", T0, **{f"Extra{j}": {"deep": j} for j in range(1000)}) for i in range(1000)]
     omny_path(landing, T0, "wide").write_bytes(gzip.compress(lines_of(wide)))
     omny_path(landing, T0, "good").write_bytes(gzip.compress(lines_of(clean_records("good", T0, 10))))
-    with duckdb_connection(memory_limit="60MB") as con:
-        (ledger,) = land_hours(load_source_contracts()["omny"], LocalStore(str(landing)), lake, [T0], con)
-    assert ledger.balanced and (ledger.rows_landed, ledger.rows_quarantined) == (10, 1)
-    (reason,) = ledger.quarantine_reasons
-    assert reason.startswith("file too large to type within DuckDB's memory limit (")
+    settings = Settings(landing=str(landing), lake=str(tmp_path / "lake"), duckdb_path=str(tmp_path / "w.duckdb"),
+                        start=datetime(2026, 1, 1, tzinfo=UTC), lake_memory_bytes=60_000_000)
+    report = run_backfill(settings, T0, T0 + timedelta(hours=1), ["omny"], marts=False)
+    assert report.ok, report.errors
+    assert (report.landed["omny"]["rows_landed"], report.landed["omny"]["rows_quarantined"]) == (10, 1)
+    assert report.landed["omny"]["quarantine_reasons"] == {
+        "file too large to type within DuckDB's memory limit (57.2 MiB, WAREHOUSE_LAKE_MEMORY_BYTES)": 1}
+    assert event_ids(settings, "omny") == {f"good-{i}" for i in range(10)}
 
 
 def test_the_ledger_counts_reasons_by_rule_and_names_at_most_twenty(tmp_path):
