@@ -14,7 +14,8 @@ import dagster as dg
 from orchestration.contracts import LEADING, LEADING_DESCRIPTIONS, SourceContract
 from orchestration.lake.events import EventsLedger, build_event_hours
 from orchestration.lake import DEDUPE_WINDOW
-from orchestration.lake.landed import LandedLedger, LandingInterrupted, LandingRules, affected_hours, land_hours
+from orchestration.lake.landed import (LandedLedger, LandingInterrupted, LandingRules, affected_hours, at_most_reasons,
+                                      land_hours)
 from orchestration.partitions import hours_between
 from orchestration.resources import StorageResource, lake_duckdb
 from orchestration.settings import Settings, format_hour
@@ -57,7 +58,7 @@ def landed_metadata(ledgers: list[LandedLedger]) -> dict:
     """The ledger of some arrival hours (one, on each hour's materialisation), with the event
     hours they affected (what the late-events sensor rebuilds)."""
     total = lambda attr: sum(getattr(l, attr) for l in ledgers)
-    reasons = dict(sorted(_sum_counts(l.quarantine_reasons for l in ledgers).items(), key=lambda kv: -kv[1]))
+    reasons = at_most_reasons(dict(sorted(_sum_counts(l.quarantine_reasons for l in ledgers).items(), key=lambda kv: -kv[1])))
     lateness = _sum_counts(l.lateness for l in ledgers)
     reported = {k: r for l in ledgers for k, r in l.files_reported.items()}
     touched = sorted({h for l in ledgers for h in l.event_hours_touched})

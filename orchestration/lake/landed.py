@@ -364,7 +364,7 @@ def _account(con: duckdb.DuckDBPyConnection, typed: str, ledger: LandedLedger) -
     def most_first(kind: str) -> dict[str, int]:
         return dict(sorted(((key, n) for k, key, n in counts if k == kind), key=lambda kn: (-kn[1], kn[0])))
 
-    ledger.quarantine_reasons, ledger.schema_drift = _at_most(most_first("reason")), most_first("drift")
+    ledger.quarantine_reasons, ledger.schema_drift = at_most_reasons(most_first("reason")), most_first("drift")
     new_hours = {h.replace(tzinfo=UTC): n for h, n in hours}
     ledger.event_hours_touched = {format_hour(h): n for h, n in new_hours.items()}
     ledger.rows_landed, ledger.rows_quarantined = sum(new_hours.values()), sum(ledger.quarantine_reasons.values())
@@ -381,12 +381,13 @@ MAX_REASONS = 20  # quarantine reasons a ledger names; the rest are counted toge
 OTHER_REASONS = "other reasons (the quarantine files name each record's)"
 
 
-def _at_most(reasons: dict[str, int]) -> dict[str, int]:
+def at_most_reasons(reasons: dict[str, int]) -> dict[str, int]:
     """The MAX_REASONS - 1 most frequent of `reasons` (most first), the rest counted under
-    OTHER_REASONS: a ledger is Dagster metadata, stored and shown for every materialisation."""
+    OTHER_REASONS (with any count already there): a ledger is Dagster metadata, stored and shown
+    for every materialisation."""
     if len(reasons) <= MAX_REASONS:
         return reasons
-    kept = dict(list(reasons.items())[:MAX_REASONS - 1])
+    kept = dict([(r, n) for r, n in reasons.items() if r != OTHER_REASONS][:MAX_REASONS - 1])
     return {**kept, OTHER_REASONS: sum(reasons.values()) - sum(kept.values())}
 
 

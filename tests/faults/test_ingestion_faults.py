@@ -21,7 +21,7 @@ import pytest
 
 from orchestration.backfill import run_backfill
 from orchestration.contracts import load_source_contracts
-from orchestration.lake.landed import land_hour, land_hours
+from orchestration.lake.landed import OTHER_REASONS, at_most_reasons, land_hour, land_hours
 from orchestration.resources import LAKE_MEMORY_LIMIT
 from orchestration.sources.landing import scan_landing
 from orchestration.settings import Settings
@@ -557,6 +557,11 @@ def test_the_ledger_counts_reasons_by_rule_and_names_at_most_twenty(tmp_path):
     assert reasons["other reasons (the quarantine files name each record's)"] == 30 - 18
     values = duckdb.sql(f"SELECT count(DISTINCT reason) FROM read_parquet('{tmp_path}/lake/omny/quarantine/*/*.parquet')").fetchone()[0]
     assert values == 80  # each record's own reason, its value named
+    # A run's ledger sums its hours' (each with its own "other reasons"), and names at most 20 too.
+    hours = {f"rule {i}": 100 - i for i in range(10)} | {OTHER_REASONS: 60} | {f"rule {i}": 50 - i for i in range(10, 25)}
+    merged = at_most_reasons(hours)
+    assert len(merged) == 20 and sum(merged.values()) == sum(hours.values())
+    assert list(merged)[:19] == [f"rule {i}" for i in range(19)] and merged[OTHER_REASONS] == 60 + sum(50 - i for i in range(19, 25))
 
 
 def test_memory_run_out_fails_the_hour_and_quarantines_nothing(tmp_path):
