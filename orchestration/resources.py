@@ -58,7 +58,8 @@ class StorageResource(dg.ConfigurableResource):
 
 
 @contextmanager
-def lake_duckdb(*stores: StorageResource, memory_bytes: int = Settings.lake_memory_bytes) -> Iterator[duckdb.DuckDBPyConnection]:
+def lake_duckdb(*stores: StorageResource,
+                memory_bytes: int = Settings.lake_memory_bytes) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB for the lake layers, of `memory_bytes` (WAREHOUSE_LAKE_MEMORY_BYTES): it
     never opens the warehouse file, so parallel partitions take no lock."""
     s3 = next((s for s in stores if s.is_s3), None)

@@ -58,7 +58,8 @@ def landed_metadata(ledgers: list[LandedLedger]) -> dict:
     """The ledger of some arrival hours (one, on each hour's materialisation), with the event
     hours they affected (what the late-events sensor rebuilds)."""
     total = lambda attr: sum(getattr(l, attr) for l in ledgers)
-    reasons = at_most_reasons(dict(sorted(_sum_counts(l.quarantine_reasons for l in ledgers).items(), key=lambda kv: -kv[1])))
+    reasons = _sum_counts(l.quarantine_reasons for l in ledgers)
+    reasons = at_most_reasons(dict(sorted(reasons.items(), key=lambda kv: -kv[1])))
     lateness = _sum_counts(l.lateness for l in ledgers)
     reported = {k: r for l in ledgers for k, r in l.files_reported.items()}
     touched = sorted({h for l in ledgers for h in l.event_hours_touched})
@@ -177,7 +178,8 @@ def build_ingestion_assets(contract: SourceContract, arrival_partitions: dg.Part
         except LandingInterrupted as exc:  # say what was published before it failed
             raise dg.Failure(
                 description=f"{source}: {'the store' if exc.store_failed else 'the landing'} failed after "
-                            f"{len(exc.ledgers)} of {len(hours)} arrival hours landed: {type(exc.cause).__name__}: {exc.cause}",
+                            f"{len(exc.ledgers)} of {len(hours)} arrival hours landed: "
+                            f"{type(exc.cause).__name__}: {exc.cause}",
                 metadata=landed_metadata(exc.ledgers)) from exc
         except FileNotFoundError as exc:  # the landing root itself
             raise dg.Failure(description=str(exc)) from None

@@ -33,10 +33,6 @@ UTC = timezone.utc
 VECTOR_ROWS = 2048  # DuckDB's vector size
 FLUSH_BYTES = 64 * 1024 * 1024  # raw records held before they go through the contract query
 LATENESS_BUCKETS = ("ahead", "0-1h", "2-6h", "7-24h", "over_24h")
-# Event hours one partitioned COPY writes: DuckDB holds a buffer per partition for each column
-# until the COPY ends (~1.4 MB each), so an arrival hour of 400 event hours (a vendor's replay of
-# history) ran out of memory in one COPY (bench/README.md). A day and a half of hours.
-PARTITIONS_PER_COPY = 36
 
 
 @dataclass
@@ -445,13 +441,9 @@ def _publish_landed(contract: SourceContract, lake: Store, con: duckdb.DuckDBPyC
             others = (f"FROM {typed} t LEFT JOIN {repeats} r ON {same_row} "
                       f"WHERE t.reason IS NULL AND (NOT ({in_main}) OR r.source_line IS NOT NULL)" if n_repeats else
                       f"FROM {typed} t WHERE t.reason IS NULL AND NOT ({in_main})")
-            hours = sorted(rest)
-            groups = [hours[i: i + PARTITIONS_PER_COPY] for i in range(0, len(hours), PARTITIONS_PER_COPY)]
-            for group in groups:
-                within = ("" if len(groups) == 1 else f" AND t.event_ts >= TIMESTAMP '{group[0]:%Y-%m-%d %H:00:00}' "
-                          f"AND t.event_ts < TIMESTAMP '{group[-1] + timedelta(hours=1):%Y-%m-%d %H:00:00}'")
-                jobs.append(partial(write_partitioned, lake=lake, folder=staging, parquet=LANDED_PARQUET,
-                                    query=f"SELECT {columns}, {event_hour_sql('t.event_ts')} AS event_hour {others}{within}"))
+            jobs.append(partial(write_partitioned, lake=lake, folder=staging, parquet=LANDED_PARQUET,
+                                hours=[format_hour(h) for h in sorted(rest)],
+                                query=f"SELECT {columns}, {event_hour_sql('t.event_ts')} AS event_hour {others}"))
             written.update({f"{staging}/event_hour={format_hour(h)}/{paths.DATA_FILE}": n for h, n in rest.items()})
         on_cursors(con, jobs)
         con.execute(f"DROP TABLE {repeats}")

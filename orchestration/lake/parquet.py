@@ -49,12 +49,22 @@ def event_hour_sql(ts_column: str = "event_ts") -> str:
     return f"strftime(date_trunc('hour', {ts_column}), {sql_str(HOUR_FORMAT)})"
 
 
-def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, folder: str,
+# Partitions one partitioned COPY writes: DuckDB holds a buffer per partition for each column until
+# the COPY ends (~1.4 MB each), so an arrival hour of 400 event hours (a vendor's replay of history)
+# ran out of memory in one COPY (bench/README.md). A day and a half of hours.
+PARTITIONS_PER_COPY = 36
+
+
+def write_partitioned(con: duckdb.DuckDBPyConnection, lake: Store, query: str, folder: str, hours: list[str],
                       parquet: str = PARQUET) -> None:
-    """COPY `query` (with a text `event_hour` column) into `folder/event_hour=H/part_0.parquet`."""
+    """COPY `query` (with a text `event_hour` column, one of `hours`) into
+    `folder/event_hour=H/part_0.parquet`: PARTITIONS_PER_COPY hours at a time."""
     lake.prepare(folder + "/_")
-    con.execute(f"COPY ({query}) TO {sql_str(lake.uri(folder))} ({parquet}, "
-                f"PARTITION_BY (event_hour), FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
+    groups = [hours[i: i + PARTITIONS_PER_COPY] for i in range(0, len(hours), PARTITIONS_PER_COPY)]
+    for group in groups:
+        rows = query if len(groups) == 1 else f"SELECT * FROM ({query}) WHERE event_hour IN ({', '.join(map(sql_str, group))})"
+        con.execute(f"COPY ({rows}) TO {sql_str(lake.uri(folder))} ({parquet}, PARTITION_BY (event_hour), "
+                    f"FILENAME_PATTERN '{paths.PARTITION_FILENAME_PATTERN}', OVERWRITE_OR_IGNORE)")
 
 
 def write_file(con: duckdb.DuckDBPyConnection, lake: Store, query: str, key: str, parquet: str = PARQUET) -> None:

@@ -174,9 +174,10 @@ def _per_line(keys: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 def _lines_table(chunk: bytes | memoryview, first_line: int, limits: ReadLimits, error: str | None) -> tuple[pa.Table, int]:
-    """(records, lines) of `chunk` (which ends with a newline), numbered from `first_line`; blank lines
-    (empty, or JSON whitespace alone) are not records. Lines too long or not UTF-8 are kept as records with their reason. The text
-    keeps its line end (JSON ignores it; quarantine trims it): no copy of the chunk is made."""
+    """(records, lines) of `chunk` (which ends with a newline), numbered from `first_line`; blank
+    lines (empty, or JSON whitespace alone) are not records. Lines too long or not UTF-8 are kept as
+    records with their reason. The text keeps its line end (JSON ignores it; quarantine trims it):
+    no copy of the chunk is made."""
     buf = np.frombuffer(chunk, np.uint8)
     ends, bounds = split_lines(buf)
     starts = np.concatenate(([0], ends[:-1] + 1))
@@ -186,7 +187,9 @@ def _lines_table(chunk: bytes | memoryview, first_line: int, limits: ReadLimits,
     binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), [None, offsets, pa.py_buffer(chunk)])
     numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
     keep = lengths > 0
-    for i in np.flatnonzero(keep & (bounds == 0)):  # rare: a line with no key
+    maybe_blank = np.flatnonzero(keep & (bounds == 0))  # no key: rare, but a file of garbage is all such lines
+    maybe_blank = maybe_blank[np.isin(buf[starts[maybe_blank]], JSON_WHITESPACE)]  # and starting with whitespace
+    for i in maybe_blank:
         keep[i] = not np.isin(buf[starts[i]: ends[i]], JSON_WHITESPACE).all()
     too_long = lengths - cr > limits.max_line_bytes
     normal = keep & ~too_long
@@ -587,6 +590,6 @@ def read_batches(fmt: str, uri: str, open_stream: Callable[[], IO[bytes]], con: 
     try:
         yield from readers[base]()
     except (duckdb.HTTPException, duckdb.OutOfMemoryException):
-        raise  # the store or the memory, not the file: the run fails, and a re-run heals it
+        raise  # the store's (retried by httpfs, then the run fails) or DuckDB's memory (the landing tells whose)
     except duckdb.Error as exc:
         raise DamagedFile(f"unreadable {base.upper()} file: {_first_line(exc)}") from None
